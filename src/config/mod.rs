@@ -1,0 +1,444 @@
+//! Loading the config file: TOML → raw spanned structs → a validated [`Config`]. All config
+//! errors come from here, each with file, line and key; a config that loads is safe to act on
+//! (as far as it can be known without the databases — see `db::schema` for the rest).
+
+mod error;
+mod ident;
+mod model;
+mod period;
+mod raw;
+
+pub use error::{ConfigError, ConfigProblem, Lines};
+pub use ident::{Ident, TableName};
+pub use model::{
+    mask_url, Action, Config, Daemon, DatabaseSpec, Engine, FlagValue, Language, Rule, Secret,
+    Strategy,
+};
+pub use period::{parse_pause, Cutoff, Period};
+
+use raw::{RawConfig, RawDaemon, RawDatabase, RawRule, RawStrategy};
+use serde_spanned::Spanned;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// The config path used when neither `--config` nor `RETENTIOND_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/retentiond/retentiond.toml";
+/// Records per batch unless a rule says otherwise.
+pub const DEFAULT_BATCH_SIZE: u32 = 1000;
+/// The largest batch a rule may ask for; bigger batches hold locks too long.
+pub const MAX_BATCH_SIZE: u32 = 100_000;
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        problems: vec![ConfigProblem {
+            file: path.to_owned(),
+            line: 0,
+            key: "(file)".into(),
+            message: format!(
+                "cannot read the config file: {e}; pass the right file with --config PATH \
+                 or RETENTIOND_CONFIG"
+            ),
+        }],
+    })?;
+    parse(path, &source)
+}
+
+/// Validates config text `source` that was read from `path`.
+pub fn parse(path: &Path, source: &str) -> Result<Config, ConfigError> {
+    let lines = Lines::new(path.to_owned(), source);
+    let raw: RawConfig = toml::from_str(source).map_err(|e| ConfigError {
+        problems: vec![toml_problem(&lines, &e)],
+    })?;
+    Validator {
+        lines: &lines,
+        problems: Vec::new(),
+    }
+    .config(raw)
+}
+
+fn toml_problem(lines: &Lines, e: &toml::de::Error) -> ConfigProblem {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    let message = e.message().trim().to_owned();
+    let key = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(|k| format!("unknown key '{k}'"))
+        .unwrap_or_else(|| "(syntax)".to_owned());
+    let mut problem = lines.problem(offset, key, message);
+    if problem.key.starts_with("unknown key") {
+        problem.message.push_str("; remove it or fix its spelling (see README, 'Config reference')");
+    }
+    problem
+}
+
+struct Validator<'a> {
+    lines: &'a Lines,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Validator<'_> {
+    fn err<T>(&mut self, at: &Spanned<T>, key: impl Into<String>, message: impl Into<String>) {
+        self.problems
+            .push(self.lines.problem(at.span().start, key, message));
+    }
+
+    fn config(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let daemon = self.daemon(raw.daemon);
+        let mut databases = BTreeMap::new();
+        for (name, db) in raw.databases {
+            if let Some(spec) = self.database(&name, db) {
+                databases.insert(name.into_inner(), spec);
+            }
+        }
+        let mut rules = Vec::new();
+        let mut seen = HashSet::new();
+        for raw_rule in raw.rule {
+            let name = raw_rule.get_ref().name.clone();
+            if !seen.insert(name.get_ref().clone()) {
+                self.err(
+                    &name,
+                    format!("rule \"{}\" → name", name.get_ref()),
+                    "duplicate rule name: every [[rule]] needs a name of its own (the audit \
+                     trail and reports identify rules by name)",
+                );
+            }
+            if let Some(rule) = self.rule(raw_rule, &databases) {
+                rules.push(rule);
+            }
+        }
+        match (daemon, self.problems.is_empty()) {
+            (Some(daemon), true) => Ok(Config {
+                path: self.lines.file().to_owned(),
+                daemon,
+                databases,
+                rules,
+            }),
+            _ => Err(ConfigError {
+                problems: self.problems,
+            }),
+        }
+    }
+
+    fn daemon(&mut self, raw: Option<Spanned<RawDaemon>>) -> Option<Daemon> {
+        let raw = raw.map(Spanned::into_inner).unwrap_or(RawDaemon {
+            state_dir: None,
+            schedule: None,
+            timezone: None,
+            report_language: None,
+        });
+        let state_dir = match raw.state_dir {
+            Some(s) if s.get_ref().trim().is_empty() => {
+                self.err(&s, "daemon.state_dir", "is empty; give a directory, e.g. \"/var/lib/retentiond\"");
+                None
+            }
+            Some(s) => Some(PathBuf::from(s.into_inner())),
+            None => Some(PathBuf::from("/var/lib/retentiond")),
+        };
+        let schedule_text = raw
+            .schedule
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_else(|| "0 30 2 * * *".to_owned());
+        let schedule = match cron::Schedule::from_str(&schedule_text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                if let Some(at) = &raw.schedule {
+                    self.err(
+                        at,
+                        "daemon.schedule",
+                        format!(
+                            "'{schedule_text}' is not a valid cron schedule ({e}); it has \
+                             seconds first: \"sec min hour day-of-month month day-of-week\", \
+                             e.g. \"0 30 2 * * *\" for 02:30 every night"
+                        ),
+                    );
+                }
+                None
+            }
+        };
+        let timezone = match &raw.timezone {
+            None => Some(chrono_tz::UTC),
+            Some(tz) => match tz.get_ref().parse::<chrono_tz::Tz>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    self.err(
+                        tz,
+                        "daemon.timezone",
+                        format!(
+                            "'{}' is not an IANA timezone; write e.g. \"Europe/Brussels\" or \"UTC\"",
+                            tz.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let language = match raw.report_language.as_ref().map(|l| (l, l.get_ref().as_str())) {
+            None | Some((_, "en")) => Some(Language::En),
+            Some((_, "nl")) => Some(Language::Nl),
+            Some((at, other)) => {
+                let msg = format!("'{other}' is not a report language; write \"en\" or \"nl\"");
+                self.err(at, "daemon.report_language", msg);
+                None
+            }
+        };
+        Some(Daemon {
+            state_dir: state_dir?,
+            schedule: schedule?,
+            schedule_text,
+            timezone: timezone?,
+            language: language?,
+        })
+    }
+
+    fn database(&mut self, name: &Spanned<String>, raw: Spanned<RawDatabase>) -> Option<DatabaseSpec> {
+        let line = self.lines.line_of(raw.span().start);
+        let raw = raw.into_inner();
+        let n = name.get_ref();
+        let key = |k: &str| format!("databases.{n}.{k}");
+        if !is_plain_name(n) {
+            self.err(name, format!("databases.{n}"), "database names use letters, digits, '-' and '_' only");
+        }
+        let url = raw.url.get_ref().clone();
+        let engine = match url.split_once("://").map(|(s, _)| s) {
+            Some("postgres" | "postgresql") => Some(Engine::Postgres),
+            Some("mysql" | "mariadb") => Some(Engine::MySql),
+            Some("sqlite") if url.len() > "sqlite://".len() => Some(Engine::Sqlite),
+            _ => {
+                self.err(
+                    &raw.url,
+                    key("url"),
+                    format!(
+                        "'{}' is not a database URL retentiond knows; use postgres://…, \
+                         mysql://… (also for MariaDB) or sqlite:///path/to/file.db",
+                        mask_url(&url)
+                    ),
+                );
+                None
+            }
+        };
+        let secret = match (raw.password_file, raw.password_env) {
+            (Some(f), Some(_)) => {
+                self.err(&f, key("password_file"), "give either password_file or password_env, not both");
+                None
+            }
+            (Some(f), None) => Some(Secret::File(PathBuf::from(f.into_inner()))),
+            (None, Some(e)) => Some(Secret::Env(e.into_inner())),
+            (None, None) => Some(Secret::None),
+        };
+        Some(DatabaseSpec {
+            name: n.clone(),
+            engine: engine?,
+            url: if engine == Some(Engine::MySql) && url.starts_with("mariadb://") {
+                url.replacen("mariadb://", "mysql://", 1)
+            } else {
+                url
+            },
+            secret: secret?,
+            line,
+        })
+    }
+
+    fn ident(&mut self, s: &Spanned<String>, key: &str) -> Option<Ident> {
+        Ident::parse(s.get_ref())
+            .map_err(|m| self.err(s, key, m))
+            .ok()
+    }
+
+    fn rule(&mut self, raw: Spanned<RawRule>, dbs: &BTreeMap<String, DatabaseSpec>) -> Option<Rule> {
+        let line = self.lines.line_of(raw.span().start);
+        let r = raw.into_inner();
+        let rn = r.name.get_ref().clone();
+        let key = |k: &str| format!("rule \"{rn}\" → {k}");
+        if !is_plain_name(&rn) {
+            self.err(&r.name, key("name"), "rule names use letters, digits, '-', '_' and '.' only (they appear in commands and reports)");
+        }
+        if !dbs.contains_key(r.database.get_ref()) {
+            let known: Vec<&str> = dbs.keys().map(String::as_str).collect();
+            self.err(
+                &r.database,
+                key("database"),
+                format!(
+                    "unknown database '{}'; define [databases.{}] or use one of: {}",
+                    r.database.get_ref(),
+                    r.database.get_ref(),
+                    if known.is_empty() { "(none defined)".to_owned() } else { known.join(", ") }
+                ),
+            );
+        }
+        let table = TableName::parse(r.table.get_ref())
+            .map_err(|m| self.err(&r.table, key("table"), m))
+            .ok();
+        let key_col = self.ident(&r.key, &key("key"));
+        let expires = r.expires.into_inner();
+        let since = self.ident(&expires.since, &key("expires.since"));
+        let after = match &expires.after {
+            None => Some(Period::Days(0)),
+            Some(a) => Period::parse(a.get_ref())
+                .map_err(|m| self.err(a, key("expires.after"), m))
+                .ok(),
+        };
+        let filter = match r.filter {
+            None => Some(None),
+            Some(f) => check_filter(f.get_ref())
+                .map(|()| Some(f.get_ref().clone()))
+                .map_err(|m| self.err(&f, key("filter"), m))
+                .ok(),
+        };
+        let action = self.action(&r.action, r.anonymize, r.flag, &key);
+        if let (Some(Action::Anonymize(cols)), Some(k)) = (&action, &key_col) {
+            if cols.iter().any(|(c, _)| c == k) {
+                self.err(&r.action, key("anonymize"), "the key column cannot be anonymized: the audit trail needs it to name the record");
+            }
+        }
+        let batch_size = match r.batch_size {
+            None => Some(DEFAULT_BATCH_SIZE),
+            Some(b) => match u32::try_from(*b.get_ref()) {
+                Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Some(n),
+                _ => {
+                    self.err(&b, key("batch_size"), format!("must be between 1 and {MAX_BATCH_SIZE}"));
+                    None
+                }
+            },
+        };
+        let batch_pause = match r.batch_pause {
+            None => Some(std::time::Duration::ZERO),
+            Some(p) => parse_pause(p.get_ref())
+                .map_err(|m| self.err(&p, key("batch_pause"), m))
+                .ok(),
+        };
+        Some(Rule {
+            name: rn.clone(),
+            description: r.description.map(Spanned::into_inner),
+            legal_basis: r.legal_basis.map(Spanned::into_inner).unwrap_or_default(),
+            database: r.database.into_inner(),
+            table: table?,
+            key: key_col?,
+            filter: filter?,
+            since: since?,
+            after: after?,
+            action: action?,
+            batch_size: batch_size?,
+            batch_pause: batch_pause?,
+            line,
+        })
+    }
+
+    fn action(
+        &mut self,
+        verb: &Spanned<String>,
+        anonymize: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawStrategy>>>>,
+        flag: Option<Spanned<raw::RawFlag>>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<Action> {
+        match (verb.get_ref().as_str(), &anonymize, &flag) {
+            ("delete", None, None) => Some(Action::Delete),
+            ("anonymize", Some(_), None) => {
+                let cols = anonymize?;
+                if cols.get_ref().is_empty() {
+                    self.err(&cols, key("anonymize"), "names no column; list the columns to anonymize, e.g. { email = \"null\" }");
+                    return None;
+                }
+                let mut out = Vec::new();
+                for (col, strategy) in cols.into_inner() {
+                    let ident = self.ident(&col, &key(&format!("anonymize.{}", col.get_ref())));
+                    let strategy = match strategy.get_ref() {
+                        RawStrategy::Word(w) if w == "null" => Some(Strategy::Null),
+                        RawStrategy::Word(w) if w == "hash" => Some(Strategy::Hash),
+                        RawStrategy::Replace(r) => Some(Strategy::Replace(r.replace.clone())),
+                        RawStrategy::Word(w) => {
+                            self.err(
+                                &strategy,
+                                key(&format!("anonymize.{}", col.get_ref())),
+                                format!("'{w}' is not a strategy; write \"null\", \"hash\" or {{ replace = \"text\" }}"),
+                            );
+                            None
+                        }
+                    };
+                    if let (Some(i), Some(s)) = (ident, strategy) {
+                        out.push((i, s));
+                    }
+                }
+                Some(Action::Anonymize(out))
+            }
+            ("flag", None, Some(_)) => {
+                let f = flag?.into_inner();
+                let column = self.ident(&f.column, &key("flag.column"));
+                let value = match f.value.get_ref() {
+                    toml::Value::String(s) => Some(FlagValue::Text(s.clone())),
+                    toml::Value::Integer(i) => Some(FlagValue::Int(*i)),
+                    toml::Value::Boolean(b) => Some(FlagValue::Int(i64::from(*b))),
+                    _ => {
+                        self.err(&f.value, key("flag.value"), "must be a text, an integer or a boolean");
+                        None
+                    }
+                };
+                Some(Action::Flag { column: column?, value: value? })
+            }
+            ("anonymize", None, _) => {
+                self.err(verb, key("anonymize"), "action \"anonymize\" needs an anonymize table, e.g. anonymize = { email = \"null\" }");
+                None
+            }
+            ("flag", _, None) => {
+                self.err(verb, key("flag"), "action \"flag\" needs flag = { column = \"…\", value = \"…\" }");
+                None
+            }
+            ("delete" | "anonymize" | "flag", _, _) => {
+                self.err(
+                    verb,
+                    key("action"),
+                    format!(
+                        "action \"{}\" cannot be combined with {}: remove the table that does not belong to this action",
+                        verb.get_ref(),
+                        if anonymize.is_some() { "anonymize" } else { "flag" }
+                    ),
+                );
+                None
+            }
+            (other, _, _) => {
+                self.err(verb, key("action"), format!("'{other}' is not an action; write \"delete\", \"anonymize\" or \"flag\""));
+                None
+            }
+        }
+    }
+}
+
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A filter is trusted operator SQL, but it must be one boolean expression: no statement
+/// separator and no comment that could swallow the rest of retentiond's own condition.
+fn check_filter(f: &str) -> Result<(), String> {
+    if f.trim().is_empty() {
+        return Err("is empty; remove the key or write a condition".into());
+    }
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for c in f.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' | '`' => quote = Some(c),
+                ';' => return Err("contains ';': a filter is one condition, not a statement".into()),
+                '-' if prev == '-' => return Err("contains a '--' comment, which would hide the rest of the condition".into()),
+                '*' if prev == '/' => return Err("contains a '/*' comment; remove it".into()),
+                '#' => return Err("contains '#', a comment in MySQL; remove it".into()),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    if quote.is_some() {
+        return Err("has an unclosed quote".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! The validated config: what the rest of retentiond works with. A value of these types
+//! exists only if it passed validation, so downstream code never re-checks strings.
+
+use super::ident::{Ident, TableName};
+use super::period::Period;
+use chrono_tz::Tz;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// A loaded, validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// `[daemon]`.
+    pub daemon: Daemon,
+    /// `[databases.NAME]`, by name.
+    pub databases: BTreeMap<String, DatabaseSpec>,
+    /// `[[rule]]`, in file order (the order passes run them in).
+    pub rules: Vec<Rule>,
+}
+
+impl Config {
+    /// The database a rule names (validation guarantees it exists).
+    pub fn database_of(&self, rule: &Rule) -> Option<&DatabaseSpec> {
+        self.databases.get(&rule.database)
+    }
+}
+
+/// Report language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// English.
+    En,
+    /// Dutch.
+    Nl,
+}
+
+/// `[daemon]` settings.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// Holds the state database (run history, audit trail) and reports.
+    pub state_dir: PathBuf,
+    /// When passes run.
+    pub schedule: cron::Schedule,
+    /// The schedule as written, for messages.
+    pub schedule_text: String,
+    /// The timezone of the schedule and of zone-less time columns.
+    pub timezone: Tz,
+    /// Report language.
+    pub language: Language,
+}
+
+/// Which database engine a URL speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+    /// `mysql://` or `mariadb://`.
+    MySql,
+    /// `sqlite://PATH`.
+    Sqlite,
+}
+
+/// Where a database password comes from. Never stored in the main config file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// No separate password (none needed, or it is inside the URL).
+    None,
+    /// Read from a file (e.g. a systemd credential) at connect time.
+    File(PathBuf),
+    /// Read from an environment variable at connect time.
+    Env(String),
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::None => f.write_str("None"),
+            Secret::File(p) => write!(f, "File({})", p.display()),
+            Secret::Env(v) => write!(f, "Env({v})"),
+        }
+    }
+}
+
+/// One `[databases.NAME]`.
+#[derive(Clone)]
+pub struct DatabaseSpec {
+    /// The config name (`hr`).
+    pub name: String,
+    /// The engine, from the URL scheme.
+    pub engine: Engine,
+    /// The URL as written. May hold a password: print [`DatabaseSpec::masked_url`] instead.
+    pub url: String,
+    /// Where the password comes from.
+    pub secret: Secret,
+    /// The line of the `[databases.NAME]` table, to pin connection problems on.
+    pub line: usize,
+}
+
+impl DatabaseSpec {
+    /// The URL with any password replaced by `***`, safe for logs and messages.
+    pub fn masked_url(&self) -> String {
+        mask_url(&self.url)
+    }
+}
+
+impl fmt::Debug for DatabaseSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSpec")
+            .field("name", &self.name)
+            .field("engine", &self.engine)
+            .field("url", &self.masked_url())
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// What a rule does to an expired record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Delete the row.
+    Delete,
+    /// Overwrite personal columns, keep the row.
+    Anonymize(Vec<(Ident, Strategy)>),
+    /// Set a column to a value so that a human reviews the record.
+    Flag {
+        /// The column to set.
+        column: Ident,
+        /// The value that marks the record.
+        value: FlagValue,
+    },
+}
+
+impl Action {
+    /// The verb used in the audit trail: `delete`, `anonymize` or `flag`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Delete => "delete",
+            Action::Anonymize(_) => "anonymize",
+            Action::Flag { .. } => "flag",
+        }
+    }
+}
+
+/// How one column is anonymized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    /// Set to NULL.
+    Null,
+    /// Replace with a fixed text.
+    Replace(String),
+    /// Replace with a keyed hash (`anon-` + 16 hex digits): equal values stay equal, so
+    /// statistics and duplicates survive, but the value cannot be read back.
+    Hash,
+}
+
+/// The value a `flag` action writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagValue {
+    /// A text value.
+    Text(String),
+    /// An integer (also used for booleans: true = 1).
+    Int(i64),
+}
+
+impl fmt::Display for FlagValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlagValue::Text(s) => write!(f, "'{s}'"),
+            FlagValue::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// One retention rule, validated.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique name (`rejected-applicants`).
+    pub name: String,
+    /// Plain-language description for the report.
+    pub description: Option<String>,
+    /// The legal basis, copied into every audit entry.
+    pub legal_basis: String,
+    /// The `[databases.NAME]` it acts on.
+    pub database: String,
+    /// The table.
+    pub table: TableName,
+    /// The primary (or unique) key column.
+    pub key: Ident,
+    /// Trusted operator SQL narrowing the rule, in the database's own dialect.
+    pub filter: Option<String>,
+    /// The column whose value starts the retention period. NULL never expires.
+    pub since: Ident,
+    /// How long after `since` the record expires.
+    pub after: Period,
+    /// What happens to expired records.
+    pub action: Action,
+    /// Records per batch (one short transaction each).
+    pub batch_size: u32,
+    /// Pause between batches, to leave the database breathing room.
+    pub batch_pause: std::time::Duration,
+    /// The line of the `[[rule]]`, to pin database problems on.
+    pub line: usize,
+}
+
+impl Rule {
+    /// Every column the rule names, with the config key that named it, for the
+    /// existence check against the database.
+    pub fn columns(&self) -> Vec<(&Ident, &'static str)> {
+        let mut cols = vec![(&self.key, "key"), (&self.since, "expires.since")];
+        match &self.action {
+            Action::Delete => {}
+            Action::Anonymize(list) => cols.extend(list.iter().map(|(c, _)| (c, "anonymize"))),
+            Action::Flag { column, .. } => cols.push((column, "flag.column")),
+        }
+        cols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_url("postgres://app:s3cret@db.local:5432/hr"),
+            "postgres://app:***@db.local:5432/hr"
+        );
+        assert_eq!(mask_url("mysql://root@localhost/crm"), "mysql://root@localhost/crm");
+        assert_eq!(mask_url("sqlite:///srv/a@b.db"), "sqlite:///srv/a@b.db");
+        assert_eq!(mask_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+}

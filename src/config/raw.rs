@@ -1,0 +1,86 @@
+//! The config file exactly as written: serde structs that keep every value's span, so that
+//! validation can name the line of any key. Nothing here is trusted yet; see `model`.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+use std::collections::BTreeMap;
+
+/// The whole file. Unknown keys anywhere are errors (`deny_unknown_fields`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub daemon: Option<Spanned<RawDaemon>>,
+    #[serde(default)]
+    pub databases: BTreeMap<Spanned<String>, Spanned<RawDatabase>>,
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawRule>>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub state_dir: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
+    pub timezone: Option<Spanned<String>>,
+    pub report_language: Option<Spanned<String>>,
+}
+
+/// `[databases.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: Spanned<String>,
+    pub password_file: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+}
+
+/// `[[rule]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Spanned<String>,
+    pub description: Option<Spanned<String>>,
+    pub legal_basis: Option<Spanned<String>>,
+    pub database: Spanned<String>,
+    pub table: Spanned<String>,
+    pub key: Spanned<String>,
+    pub filter: Option<Spanned<String>>,
+    pub expires: Spanned<RawExpires>,
+    pub action: Spanned<String>,
+    pub anonymize: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawStrategy>>>>,
+    pub flag: Option<Spanned<RawFlag>>,
+    pub batch_size: Option<Spanned<i64>>,
+    pub batch_pause: Option<Spanned<String>>,
+}
+
+/// `expires = { since = "...", after = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpires {
+    pub since: Spanned<String>,
+    pub after: Option<Spanned<String>>,
+}
+
+/// One column's anonymize strategy: `"null"`, `"hash"`, or `{ replace = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawStrategy {
+    Word(String),
+    Replace(RawReplace),
+}
+
+/// `{ replace = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReplace {
+    pub replace: String,
+}
+
+/// `flag = { column = "...", value = ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlag {
+    pub column: Spanned<String>,
+    pub value: Spanned<toml::Value>,
+}

@@ -1,0 +1,159 @@
+//! Unit tests of config validation: every class of mistake names its line and key.
+
+use super::*;
+
+const GOOD: &str = r#"[daemon]
+state_dir = "/tmp/state"
+schedule = "0 30 2 * * *"
+timezone = "Europe/Brussels"
+report_language = "nl"
+
+[databases.hr]
+url = "postgres://retentiond:pw@localhost/hr"
+
+[databases.crm]
+url = "mysql://retentiond@localhost/crm"
+password_file = "/run/credentials/crm"
+
+[[rule]]
+name = "rejected-applicants"
+legal_basis = "GDPR art. 5(1)(e)"
+database = "hr"
+table = "applicants"
+key = "id"
+filter = "decision = 'rejected'"
+expires = { since = "decided_at", after = "0 days" }
+action = "delete"
+
+[[rule]]
+name = "prospects-without-consent"
+database = "crm"
+table = "prospects"
+key = "id"
+expires = { since = "consent_expires_at" }
+action = "anonymize"
+anonymize = { name = "null", email = "hash", city = { replace = "-" } }
+
+[[rule]]
+name = "dormant-customers"
+database = "crm"
+table = "customers"
+key = "id"
+expires = { since = "last_order_at", after = "5 years" }
+action = "flag"
+flag = { column = "retention_review", value = "due" }
+"#;
+
+fn load(src: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("retentiond.toml"), src)
+}
+
+/// The 1-based line of the first occurrence of `needle` in `src`.
+fn line_of(src: &str, needle: &str) -> usize {
+    let at = src.find(needle).expect("needle in source");
+    src[..at].matches('\n').count() + 1
+}
+
+fn only_problem(src: &str) -> ConfigProblem {
+    let e = load(src).expect_err("config should be refused");
+    assert_eq!(e.problems.len(), 1, "{e}");
+    e.problems[0].clone()
+}
+
+#[test]
+fn the_product_example_loads_into_typed_rules() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.rules.len(), 3);
+    assert_eq!(c.daemon.language, Language::Nl);
+    assert_eq!(c.rules[0].after, Period::Days(0));
+    assert_eq!(c.rules[0].line, line_of(GOOD, "[[rule]]"));
+    assert_eq!(c.rules[1].after, Period::Days(0));
+    assert_eq!(
+        c.rules[1].action,
+        Action::Anonymize(vec![
+            (Ident::parse("city").unwrap(), Strategy::Replace("-".into())),
+            (Ident::parse("email").unwrap(), Strategy::Hash),
+            (Ident::parse("name").unwrap(), Strategy::Null),
+        ])
+    );
+    assert_eq!(c.databases["crm"].secret, Secret::File("/run/credentials/crm".into()));
+    assert!(!format!("{:?}", c.databases["hr"]).contains("pw"));
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_line() {
+    let src = format!("{GOOD}bogus_key = 1\n");
+    let p = only_problem(&src);
+    assert_eq!(p.line, line_of(&src, "bogus_key"));
+    assert!(p.key.contains("bogus_key"), "{p}");
+}
+
+#[test]
+fn a_syntax_error_names_its_line() {
+    let src = GOOD.replace("key = \"id\"\nfilter", "key = \"id\nfilter");
+    let p = only_problem(&src);
+    assert_eq!(p.line, line_of(&src, "key = \"id\n"), "{p}");
+}
+
+#[test]
+fn a_bad_cron_is_refused() {
+    let p = only_problem(&GOOD.replace("0 30 2 * * *", "30 2 * *"));
+    assert_eq!((p.line, p.key.as_str()), (3, "daemon.schedule"));
+}
+
+#[test]
+fn a_bad_duration_is_refused() {
+    let p = only_problem(&GOOD.replace("5 years", "5 yrs"));
+    assert_eq!(p.line, line_of(GOOD, "5 years"));
+    assert_eq!(p.key, "rule \"dormant-customers\" → expires.after");
+}
+
+#[test]
+fn an_unknown_database_is_refused() {
+    let p = only_problem(&GOOD.replacen("database = \"hr\"", "database = \"hrr\"", 1));
+    assert_eq!(p.line, line_of(GOOD, "database = \"hr\""));
+    assert!(p.message.contains("unknown database 'hrr'"), "{p}");
+}
+
+#[test]
+fn identifiers_with_quotes_or_semicolons_are_refused() {
+    let p = only_problem(&GOOD.replace("table = \"applicants\"", "table = \"applicants; drop table x\""));
+    assert_eq!(
+        (p.line, p.key.as_str()),
+        (line_of(GOOD, "table = \"applicants\""), "rule \"rejected-applicants\" → table")
+    );
+    let p = only_problem(&GOOD.replace("key = \"id\"\nfilter", "key = \"i\\\"d\"\nfilter"));
+    assert_eq!(p.line, line_of(GOOD, "key = \"id\"\nfilter"));
+}
+
+#[test]
+fn a_duplicate_rule_name_is_refused() {
+    let p = only_problem(&GOOD.replace("dormant-customers", "rejected-applicants"));
+    assert_eq!(p.line, line_of(GOOD, "name = \"dormant-customers\""));
+    assert!(p.message.contains("duplicate"));
+}
+
+#[test]
+fn filters_with_statements_or_comments_are_refused() {
+    for bad in ["x = 1; delete from t", "x = 1 -- and", "x = 1 /* y */", "x = 'open"] {
+        let p = only_problem(&GOOD.replace("decision = 'rejected'", bad));
+        assert_eq!(p.line, line_of(GOOD, "filter ="), "{bad}: {p}");
+    }
+    assert!(load(&GOOD.replace("decision = 'rejected'", "note = 'a;b -- c'")).is_ok());
+}
+
+#[test]
+fn actions_need_their_settings_and_nothing_else() {
+    let p = only_problem(&GOOD.replace("action = \"delete\"", "action = \"purge\""));
+    assert!(p.message.contains("not an action"), "{p}");
+    let p = only_problem(&GOOD.replace("flag = { column = \"retention_review\", value = \"due\" }\n", ""));
+    assert!(p.message.contains("needs flag"), "{p}");
+    let p = only_problem(&GOOD.replace("email = \"hash\"", "email = \"scramble\""));
+    assert!(p.message.contains("not a strategy"), "{p}");
+}
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let e = load(&GOOD.replace("5 years", "5 yrs").replace("Europe/Brussels", "Mars/Olympus")).unwrap_err();
+    assert_eq!(e.problems.len(), 2, "{e}");
+}

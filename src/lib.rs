@@ -1,0 +1,6 @@
+//! retentiond: keeps an organisation's written data-retention promises by itself.
+//!
+//! The data path is the module list: [`config`] → [`db`] → [`engine`] (plan, execute) →
+//! [`audit`] → [`report`]; [`app`] wires them into the commands of the binary.
+
+pub mod config;
