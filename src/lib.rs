@@ -4,3 +4,6 @@
 //! [`audit`] → [`report`]; [`app`] wires them into the commands of the binary.
 
 pub mod config;
+pub mod db;
+pub mod audit;
+pub mod state;

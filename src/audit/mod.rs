@@ -1,0 +1,180 @@
+//! The audit trail for auditors: append-only, hash-chained, free of personal data.
+//! [`chain`] defines entries and hashing; this module appends, verifies and exports them
+//! from the state database.
+
+pub mod chain;
+pub mod export;
+
+pub use chain::{Entry, GENESIS};
+
+use crate::state::{State, StateError};
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every entry is intact and in order.
+    Intact {
+        /// Number of entries.
+        entries: i64,
+        /// The head hash (anchor it in reports).
+        head: String,
+    },
+    /// The first bad entry, and what is wrong with it.
+    Broken {
+        /// The entry's position (as stored).
+        seq: i64,
+        /// Plain explanation.
+        reason: String,
+    },
+}
+
+/// A record acted on, ready to be written to the trail.
+#[derive(Debug, Clone)]
+pub struct Action<'a> {
+    /// The pass.
+    pub run_id: &'a str,
+    /// The rule.
+    pub rule: &'a str,
+    /// The database's config name.
+    pub database: &'a str,
+    /// The table.
+    pub table: &'a str,
+    /// `delete`, `anonymize`, `flag`.
+    pub action: &'a str,
+    /// The rule's legal basis.
+    pub legal_basis: &'a str,
+}
+
+/// Appends one entry per key, chained to the current head, inside `tx` (the caller commits,
+/// together with whatever else makes the batch final).
+pub async fn append(
+    tx: &mut sqlx::SqliteConnection,
+    what: &Action<'_>,
+    keys: &[String],
+    at: &str,
+) -> Result<(), sqlx::Error> {
+    let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (mut seq, mut prev) = match head {
+        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
+        None => (0, GENESIS.to_owned()),
+    };
+    for key in keys {
+        seq += 1;
+        let mut e = Entry {
+            seq,
+            at: at.to_owned(),
+            run_id: what.run_id.to_owned(),
+            rule: what.rule.to_owned(),
+            database: what.database.to_owned(),
+            table: what.table.to_owned(),
+            action: what.action.to_owned(),
+            key: key.clone(),
+            legal_basis: what.legal_basis.to_owned(),
+            hash: String::new(),
+            prev_hash: prev,
+        };
+        e.hash = e.compute_hash();
+        sqlx::query("INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+            .bind(e.seq)
+            .bind(&e.at)
+            .bind(&e.run_id)
+            .bind(&e.rule)
+            .bind(&e.database)
+            .bind(&e.table)
+            .bind(&e.action)
+            .bind(&e.key)
+            .bind(&e.legal_basis)
+            .bind(&e.hash)
+            .bind(&e.prev_hash)
+            .execute(&mut *tx)
+            .await?;
+        prev = e.hash;
+    }
+    sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+        .bind(seq)
+        .bind(&prev)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        seq: r.try_get(0)?,
+        at: r.try_get(1)?,
+        run_id: r.try_get(2)?,
+        rule: r.try_get(3)?,
+        database: r.try_get(4)?,
+        table: r.try_get(5)?,
+        action: r.try_get(6)?,
+        key: r.try_get(7)?,
+        legal_basis: r.try_get(8)?,
+        hash: r.try_get(9)?,
+        prev_hash: r.try_get(10)?,
+    })
+}
+
+const SELECT_ENTRIES: &str = "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit";
+
+/// Walks the whole trail in order (streaming: memory stays flat) and returns the first
+/// entry that was altered, removed or reordered, or the head of an intact trail.
+pub async fn verify(state: &State) -> Result<Verdict, StateError> {
+    let sql = format!("{SELECT_ENTRIES} ORDER BY seq");
+    let mut rows = sqlx::query(&sql).fetch(state.pool());
+    let mut expected_seq = 1i64;
+    let mut prev = GENESIS.to_owned();
+    while let Some(row) = rows.try_next().await.map_err(StateError::from)? {
+        let e = entry_of(&row)?;
+        let broken = |reason: String| Ok(Verdict::Broken { seq: e.seq, reason });
+        if e.seq != expected_seq {
+            return broken(format!(
+                "expected entry {expected_seq} but found entry {}: entries before it were removed or reordered",
+                e.seq
+            ));
+        }
+        if e.prev_hash != prev {
+            return broken("its prev_hash does not match the hash of the entry before it: an entry was removed, inserted or reordered".into());
+        }
+        if e.compute_hash() != e.hash {
+            return broken("its contents do not match its hash: the entry was altered".into());
+        }
+        prev = e.hash;
+        expected_seq += 1;
+    }
+    drop(rows);
+    let count = expected_seq - 1;
+    let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+        .fetch_optional(state.pool())
+        .await?;
+    let (head_seq, head_hash) = match head {
+        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
+        None => (0, GENESIS.to_owned()),
+    };
+    if head_seq != count || head_hash != prev {
+        return Ok(Verdict::Broken {
+            seq: count + 1,
+            reason: format!(
+                "the trail ends at entry {count} but its recorded head is entry {head_seq}: entries were removed from the end"
+            ),
+        });
+    }
+    Ok(Verdict::Intact {
+        entries: count,
+        head: prev,
+    })
+}
+
+/// The trail's current length and head hash (for anchoring in reports).
+pub async fn head(state: &State) -> Result<(i64, String), StateError> {
+    let r = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+        .fetch_optional(state.pool())
+        .await?;
+    Ok(match r {
+        Some(r) => (r.try_get(0)?, r.try_get(1)?),
+        None => (0, GENESIS.to_owned()),
+    })
+}

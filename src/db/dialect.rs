@@ -1,0 +1,233 @@
+//! The one place where SQL differs between PostgreSQL, MySQL/MariaDB and SQLite: identifier
+//! quoting, placeholders, locking, and how a `since` column is compared with a cutoff.
+
+use super::value::Value;
+use crate::config::{Cutoff, Engine, Ident, TableName};
+
+/// A SQL dialect. Code outside `db` asks it for fragments instead of testing the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL and MariaDB.
+    MySql,
+    /// SQLite.
+    Sqlite,
+}
+
+impl From<Engine> for Dialect {
+    fn from(e: Engine) -> Self {
+        match e {
+            Engine::Postgres => Dialect::Postgres,
+            Engine::MySql => Dialect::MySql,
+            Engine::Sqlite => Dialect::Sqlite,
+        }
+    }
+}
+
+/// How a `since` column stores time, as found in the database catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinceKind {
+    /// A calendar date, no time (local).
+    Date,
+    /// Wall-clock date and time without zone (local, in the configured timezone).
+    Naive,
+    /// An instant (`timestamptz`, MySQL `TIMESTAMP`).
+    Instant,
+    /// Integer seconds since 1970-01-01 UTC.
+    UnixSeconds,
+    /// SQLite: ISO-8601 text (with or without zone) or integer unix seconds, per row.
+    SqliteAny,
+}
+
+/// How a key column is read and bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Integer keys.
+    Int,
+    /// Text keys.
+    Text,
+}
+
+/// SQL text with its bound values, built for one dialect. Values are never spliced.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    dialect: Dialect,
+    /// The statement text.
+    pub text: String,
+    /// The values bound to its placeholders, in order.
+    pub binds: Vec<Value>,
+}
+
+impl Sql {
+    /// An empty statement for `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        Sql {
+            dialect,
+            text: String::new(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Appends raw SQL text (only ever text retentiond wrote, quoted identifiers, or the
+    /// operator's trusted filter).
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Binds `v` and appends its placeholder.
+    pub fn bind(&mut self, v: Value) -> &mut Self {
+        self.binds.push(v);
+        let n = self.binds.len();
+        match self.dialect {
+            Dialect::Postgres => self.text.push_str(&format!("${n}")),
+            Dialect::MySql => self.text.push('?'),
+            Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
+        }
+        self
+    }
+
+    /// Appends `col IN (…)` for `keys` (PostgreSQL: `col = ANY($n)` with one array).
+    pub fn in_list(&mut self, col: &str, keys: &[Value]) -> &mut Self {
+        if self.dialect == Dialect::Postgres {
+            let array = Value::array(keys);
+            self.push(col).push(" = ANY(").bind(array).push(")");
+            return self;
+        }
+        self.push(col).push(" IN (");
+        for (i, k) in keys.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(k.clone());
+        }
+        self.push(")")
+    }
+}
+
+impl Dialect {
+    /// Quotes a checked identifier.
+    pub fn ident(self, i: &Ident) -> String {
+        match self {
+            Dialect::MySql => format!("`{}`", i.as_str()),
+            Dialect::Postgres | Dialect::Sqlite => format!("\"{}\"", i.as_str()),
+        }
+    }
+
+    /// Quotes a possibly schema-qualified table.
+    pub fn table(self, t: &TableName) -> String {
+        match &t.schema {
+            Some(s) => format!("{}.{}", self.ident(s), self.ident(&t.name)),
+            None => self.ident(&t.name),
+        }
+    }
+
+    /// The key column as selected: widened so it decodes as `i64` or `String`.
+    pub fn key_select(self, col: &str, kind: KeyKind) -> String {
+        match (self, kind) {
+            (Dialect::Postgres, KeyKind::Int) => format!("CAST({col} AS BIGINT)"),
+            (Dialect::Postgres, KeyKind::Text) => format!("CAST({col} AS TEXT)"),
+            (Dialect::MySql, KeyKind::Int) => format!("CAST({col} AS SIGNED)"),
+            (Dialect::MySql, KeyKind::Text) => format!("CAST({col} AS CHAR)"),
+            (Dialect::Sqlite, _) => col.to_owned(),
+        }
+    }
+
+    /// A text column as selected, so that it decodes as `String` whatever its exact type.
+    pub fn text_select(self, col: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({col} AS TEXT)"),
+            Dialect::MySql => format!("CAST({col} AS CHAR)"),
+            Dialect::Sqlite => col.to_owned(),
+        }
+    }
+
+    /// The row-locking suffix for the batch SELECT. Rows a foreground transaction holds are
+    /// skipped (and retried next pass) rather than waited for; SQLite locks the whole file
+    /// with `BEGIN IMMEDIATE` instead.
+    pub fn lock_suffix(self) -> &'static str {
+        match self {
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// The statement that opens a batch transaction.
+    pub fn begin(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres | Dialect::MySql => "BEGIN",
+        }
+    }
+
+    /// Appends "`since` has expired at `cutoff`" for a column of `kind`. NULL never matches.
+    pub fn push_expired(self, sql: &mut Sql, col: &str, kind: SinceKind, cutoff: &Cutoff) {
+        let unix_local = cutoff.local.and_utc().timestamp();
+        let unix_utc = cutoff.utc.timestamp();
+        match kind {
+            SinceKind::Date => {
+                sql.push(col).push(" <= ").bind(Value::Date(cutoff.local.date()));
+            }
+            SinceKind::Naive => {
+                sql.push(col).push(" <= ").bind(Value::Naive(cutoff.local));
+            }
+            SinceKind::Instant => {
+                sql.push(col).push(" <= ").bind(Value::Instant(cutoff.utc));
+            }
+            SinceKind::UnixSeconds => {
+                sql.push(col).push(" <= ").bind(Value::Int(unix_utc));
+            }
+            SinceKind::SqliteAny => {
+                // Integers are unix seconds (absolute). Text with a zone is absolute too;
+                // text without one is local wall time, compared as-if-UTC on both sides.
+                // Text SQLite cannot read gives NULL, which never matches: such a record is
+                // kept, not guessed at.
+                sql.push("(CASE WHEN typeof(").push(col).push(") IN ('integer', 'real') THEN ")
+                    .push(col).push(" <= ").bind(Value::Int(unix_utc))
+                    .push(" WHEN ").push(col).push(" GLOB '*[Zz]' OR ").push(col)
+                    .push(" GLOB '*[+-][0-9][0-9]:[0-9][0-9]' THEN unixepoch(").push(col)
+                    .push(") <= ").bind(Value::Int(unix_utc))
+                    .push(" ELSE unixepoch(").push(col).push(") <= ").bind(Value::Int(unix_local))
+                    .push(" END)");
+            }
+        }
+    }
+
+    /// DDL for the journal table retentiond keeps in each target database: one row per
+    /// committed batch, written in the batch's own transaction, so that after a crash the
+    /// state database can tell for certain whether a batch happened.
+    pub fn journal_ddl(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "CREATE TABLE IF NOT EXISTS retentiond_journal (batch_id TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            Dialect::MySql => "CREATE TABLE IF NOT EXISTS retentiond_journal (batch_id VARCHAR(100) PRIMARY KEY, rule VARCHAR(200) NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
+            Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS retentiond_journal (batch_id TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_per_dialect() {
+        let t = TableName::parse("hr.order").unwrap();
+        assert_eq!(Dialect::Postgres.table(&t), "\"hr\".\"order\"");
+        assert_eq!(Dialect::MySql.table(&t), "`hr`.`order`");
+    }
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        let keys = [Value::Int(1), Value::Int(2)];
+        let mut s = Sql::new(Dialect::MySql);
+        s.in_list("id", &keys);
+        assert_eq!(s.text, "id IN (?, ?)");
+        let mut s = Sql::new(Dialect::Sqlite);
+        s.in_list("id", &keys);
+        assert_eq!(s.text, "id IN (?1, ?2)");
+        let mut s = Sql::new(Dialect::Postgres);
+        s.in_list("id", &keys);
+        assert_eq!((s.text.as_str(), s.binds.len()), ("id = ANY($1)", 1));
+    }
+}

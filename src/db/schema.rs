@@ -1,0 +1,293 @@
+//! What the database says about a rule's table: which columns exist, their types, which are
+//! unique. A rule is checked against it before anything runs; a mismatch is a config error
+//! pinned to the rule's line.
+
+use super::{Db, DbError, Dialect, KeyKind, SinceKind, Sql, Value};
+use crate::config::{Action, FlagValue, Ident, Rule, Strategy, TableName};
+
+/// A column type, reduced to what retentiond cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColClass {
+    /// Integer types.
+    Int,
+    /// Character types.
+    Text,
+    /// `DATE`.
+    Date,
+    /// `TIMESTAMP WITHOUT TIME ZONE`, MySQL `DATETIME`.
+    Naive,
+    /// `TIMESTAMPTZ`, MySQL `TIMESTAMP`.
+    Instant,
+    /// Anything else (SQLite: no declared type, or one without a known affinity).
+    Other,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Its name as the catalog spells it.
+    pub name: String,
+    /// Its declared type, for messages.
+    pub data_type: String,
+    /// Its class.
+    pub class: ColClass,
+    /// Whether NULL may be stored.
+    pub nullable: bool,
+}
+
+/// A table's columns and its single-column unique keys.
+#[derive(Debug, Clone)]
+pub struct TableShape {
+    /// The columns.
+    pub columns: Vec<Column>,
+    /// Columns that alone form a primary key or unique index (without a predicate).
+    pub unique: Vec<String>,
+}
+
+/// How a rule maps onto its table, as established by [`check_rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleShape {
+    /// How keys are read and bound.
+    pub key: KeyKind,
+    /// How `since` is compared.
+    pub since: SinceKind,
+}
+
+/// A mismatch between a rule and its table: which rule key, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaProblem {
+    /// The rule's config key (`table`, `key`, `expires.since`, …).
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl TableShape {
+    fn column(&self, dialect: Dialect, name: &Ident) -> Option<&Column> {
+        self.columns.iter().find(|c| match dialect {
+            Dialect::Postgres => c.name == name.as_str(),
+            Dialect::MySql | Dialect::Sqlite => c.name.eq_ignore_ascii_case(name.as_str()),
+        })
+    }
+
+    fn is_unique(&self, dialect: Dialect, name: &Ident) -> bool {
+        self.unique.iter().any(|u| match dialect {
+            Dialect::Postgres => u == name.as_str(),
+            Dialect::MySql | Dialect::Sqlite => u.eq_ignore_ascii_case(name.as_str()),
+        })
+    }
+}
+
+fn classify(dialect: Dialect, data_type: &str) -> ColClass {
+    let t = data_type.to_ascii_lowercase();
+    match dialect {
+        Dialect::Postgres => match t.as_str() {
+            "smallint" | "integer" | "bigint" => ColClass::Int,
+            "text" | "character varying" | "character" | "citext" => ColClass::Text,
+            "date" => ColClass::Date,
+            "timestamp without time zone" => ColClass::Naive,
+            "timestamp with time zone" => ColClass::Instant,
+            _ => ColClass::Other,
+        },
+        Dialect::MySql => match t.as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => ColClass::Int,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColClass::Text,
+            "date" => ColClass::Date,
+            "datetime" => ColClass::Naive,
+            "timestamp" => ColClass::Instant,
+            _ => ColClass::Other,
+        },
+        // SQLite's affinity rules (https://sqlite.org/datatype3.html, 3.1).
+        Dialect::Sqlite if t.contains("int") => ColClass::Int,
+        Dialect::Sqlite if t.contains("char") || t.contains("clob") || t.contains("text") => ColClass::Text,
+        Dialect::Sqlite => ColClass::Other,
+    }
+}
+
+/// Reads the shape of `table`, or `None` if it does not exist (or is not visible to the
+/// connection's user).
+pub async fn describe(db: &Db, table: &TableName) -> Result<Option<TableShape>, DbError> {
+    let d = db.dialect;
+    let mut cols = Sql::new(d);
+    let mut uniq = Sql::new(d);
+    let name = Value::Text(table.name.as_str().to_owned());
+    match d {
+        Dialect::Postgres => {
+            cols.push("SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns WHERE table_name = ")
+                .bind(name)
+                .push(" AND table_schema = ");
+            match &table.schema {
+                Some(s) => cols.bind(Value::Text(s.as_str().to_owned())),
+                None => cols.push("current_schema()"),
+            };
+            uniq.push("SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(")
+                .bind(Value::Text(d.table(table)))
+                .push(") AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL");
+        }
+        Dialect::MySql => {
+            let schema = |s: &mut Sql| match &table.schema {
+                Some(x) => {
+                    s.bind(Value::Text(x.as_str().to_owned()));
+                }
+                None => {
+                    s.push("DATABASE()");
+                }
+            };
+            cols.push("SELECT CAST(column_name AS CHAR), CAST(data_type AS CHAR), CAST(is_nullable AS CHAR) FROM information_schema.columns WHERE table_name = ")
+                .bind(name.clone())
+                .push(" AND table_schema = ");
+            schema(&mut cols);
+            uniq.push("SELECT CAST(MAX(column_name) AS CHAR) FROM information_schema.statistics WHERE non_unique = 0 AND table_name = ")
+                .bind(name)
+                .push(" AND table_schema = ");
+            schema(&mut uniq);
+            uniq.push(" GROUP BY index_name HAVING COUNT(*) = 1");
+        }
+        Dialect::Sqlite => {
+            let schema = Value::Text(table.schema.as_ref().map_or("main", |s| s.as_str()).to_owned());
+            cols.push("SELECT name, type, CASE WHEN \"notnull\" = 1 THEN 'NO' ELSE 'YES' END FROM pragma_table_info(")
+                .bind(name.clone())
+                .push(", ")
+                .bind(schema.clone())
+                .push(")");
+            uniq.push("SELECT name FROM pragma_table_info(")
+                .bind(name.clone())
+                .push(", ")
+                .bind(schema.clone())
+                .push(") WHERE pk > 0 AND (SELECT COUNT(*) FROM pragma_table_info(")
+                .bind(name.clone())
+                .push(", ")
+                .bind(schema.clone())
+                .push(") WHERE pk > 0) = 1 UNION SELECT MAX(ii.name) FROM pragma_index_list(")
+                .bind(name)
+                .push(", ")
+                .bind(schema)
+                .push(") il, pragma_index_info(il.name) ii WHERE il.\"unique\" = 1 AND il.partial = 0 GROUP BY il.name HAVING COUNT(*) = 1");
+        }
+    }
+    let rows = db.fetch_texts(&cols).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let columns = rows
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let data_type = get(1);
+            Column {
+                name: get(0),
+                class: classify(d, &data_type),
+                data_type,
+                nullable: get(2) != "NO",
+            }
+        })
+        .collect();
+    let unique = db
+        .fetch_texts(&uniq)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    Ok(Some(TableShape { columns, unique }))
+}
+
+/// Checks that `rule` fits `shape` (`None`: the table is missing): every column exists,
+/// the key is unique and readable, `since` is a time, and the action's values fit their
+/// columns. Returns every problem found.
+pub fn check_rule(rule: &Rule, shape: Option<&TableShape>, dialect: Dialect, database: &str) -> Result<RuleShape, Vec<SchemaProblem>> {
+    let problem = |key: &str, message: String| SchemaProblem {
+        key: key.to_owned(),
+        message,
+    };
+    let Some(shape) = shape else {
+        return Err(vec![problem(
+            "table",
+            format!(
+                "table '{}' does not exist in database '{database}' (or the connection's user cannot see it); check the name and the grants",
+                rule.table
+            ),
+        )]);
+    };
+    let mut problems = Vec::new();
+    let mut col = |name: &Ident, key: &str| {
+        let c = shape.column(dialect, name);
+        if c.is_none() {
+            problems.push(problem(
+                key,
+                format!(
+                    "column '{name}' does not exist in table '{}' of database '{database}'; it has: {}",
+                    rule.table,
+                    shape.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        c.cloned()
+    };
+    let key_col = col(&rule.key, "key");
+    let since_col = col(&rule.since, "expires.since");
+    let mut action_cols = Vec::new();
+    match &rule.action {
+        Action::Delete => {}
+        Action::Anonymize(list) => {
+            for (name, strategy) in list {
+                action_cols.push((col(name, &format!("anonymize.{name}")), Some(strategy), None));
+            }
+        }
+        Action::Flag { column, value } => action_cols.push((col(column, "flag.column"), None, Some(value))),
+    }
+    let key = key_col.and_then(|c| {
+        if !shape.is_unique(dialect, &rule.key) {
+            problems.push(problem("key", format!(
+                "column '{}' is not unique in table '{}' (no primary key or unique index on it alone); a key must name exactly one record — use the primary key",
+                rule.key, rule.table
+            )));
+        }
+        match (c.class, dialect) {
+            (ColClass::Int, _) => Some(KeyKind::Int),
+            (ColClass::Text, _) | (ColClass::Other, Dialect::Sqlite) => Some(KeyKind::Text),
+            _ => {
+                problems.push(problem("key", format!(
+                    "column '{}' has type {}, which retentiond cannot use as a key yet; use an integer or text key", rule.key, c.data_type
+                )));
+                None
+            }
+        }
+    });
+    let since = since_col.and_then(|c| match (dialect, c.class) {
+        (Dialect::Sqlite, _) => Some(SinceKind::SqliteAny),
+        (_, ColClass::Date) => Some(SinceKind::Date),
+        (_, ColClass::Naive) => Some(SinceKind::Naive),
+        (_, ColClass::Instant) => Some(SinceKind::Instant),
+        (_, ColClass::Int) => Some(SinceKind::UnixSeconds),
+        _ => {
+            problems.push(problem("expires.since", format!(
+                "column '{}' has type {}, not a date or time; name a DATE/TIMESTAMP column (or integer unix seconds)",
+                rule.since, c.data_type
+            )));
+            None
+        }
+    });
+    for (c, strategy, flag) in action_cols.into_iter() {
+        let Some(c) = c else { continue };
+        let text_ok = matches!(c.class, ColClass::Text) || (dialect == Dialect::Sqlite && c.class == ColClass::Other);
+        match (strategy, flag) {
+            (Some(Strategy::Null), _) if !c.nullable => problems.push(problem(&format!("anonymize.{}", c.name), format!(
+                "column '{}' is NOT NULL, so it cannot be set to null; use {{ replace = \"…\" }} instead", c.name
+            ))),
+            (Some(Strategy::Replace(_) | Strategy::Hash), _) if !text_ok => problems.push(problem(&format!("anonymize.{}", c.name), format!(
+                "column '{}' has type {}; \"hash\" and replace work on text columns only", c.name, c.data_type
+            ))),
+            (_, Some(FlagValue::Text(_))) if !text_ok => problems.push(problem("flag.value", format!(
+                "column '{}' has type {}; give an integer value or flag a text column", c.name, c.data_type
+            ))),
+            (_, Some(FlagValue::Int(_))) if c.class != ColClass::Int && !(dialect == Dialect::Sqlite && c.class == ColClass::Other) => problems.push(problem("flag.value", format!(
+                "column '{}' has type {}; give a text value or flag an integer column", c.name, c.data_type
+            ))),
+            _ => {}
+        }
+    }
+    match (key, since, problems.is_empty()) {
+        (Some(key), Some(since), true) => Ok(RuleShape { key, since }),
+        _ => Err(problems),
+    }
+}
