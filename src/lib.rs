@@ -7,3 +7,5 @@ pub mod config;
 pub mod db;
 pub mod audit;
 pub mod state;
+pub mod engine;
+pub mod report;

@@ -49,6 +49,8 @@ pub enum DbError {
         database: String,
         /// The driver's reason.
         reason: String,
+        /// Whether it was a primary-key/unique collision (see [`Db::settle_batch`]).
+        unique_violation: bool,
     },
 }
 
@@ -158,10 +160,7 @@ impl Db {
     }
 
     fn err(&self, e: sqlx::Error) -> DbError {
-        DbError::Query {
-            database: self.name.clone(),
-            reason: e.to_string(),
-        }
+        query_error(&self.name, e)
     }
 
     /// Runs a statement outside any explicit transaction.
@@ -204,6 +203,23 @@ impl Db {
         r.map_err(|e| self.err(e))
     }
 
+    /// Settles a batch whose commit is in doubt by writing its journal row *now*. If the
+    /// batch committed, its row is there and the insert fails on the primary key (`true`:
+    /// it happened). If the batch's transaction is still open somewhere, the insert waits
+    /// for it to end. If the insert succeeds, the batch never committed — and now never can,
+    /// because its own journal insert would collide (`false`).
+    pub async fn settle_batch(&self, batch_id: &str) -> Result<bool, DbError> {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("INSERT INTO retentiond_journal (batch_id, rule) VALUES (")
+            .bind(Value::Text(batch_id.to_owned()))
+            .push(", '(rolled back)')");
+        match self.execute(&sql).await {
+            Ok(_) => Ok(false),
+            Err(DbError::Query { unique_violation: true, .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Opens a batch transaction (see [`Dialect::begin`]).
     pub async fn begin(&self) -> Result<Tx, DbError> {
         let begin = self.dialect.begin();
@@ -242,10 +258,7 @@ pub struct Tx {
 
 impl Tx {
     fn err(&self, e: sqlx::Error) -> DbError {
-        DbError::Query {
-            database: self.name.clone(),
-            reason: e.to_string(),
-        }
+        query_error(&self.name, e)
     }
 
     /// Runs a statement in the transaction; returns the rows it affected.
@@ -276,10 +289,7 @@ impl Tx {
             Txs::MySql(t) => t.commit().await,
             Txs::Sqlite(t) => t.commit().await,
         };
-        r.map_err(|e| DbError::Query {
-            database: name,
-            reason: e.to_string(),
-        })
+        r.map_err(|e| query_error(&name, e))
     }
 }
 
@@ -354,6 +364,17 @@ fn bind_lite<'q>(mut q: LiteQuery<'q>, binds: &[Value]) -> LiteQuery<'q> {
         };
     }
     q
+}
+
+fn query_error(database: &str, e: sqlx::Error) -> DbError {
+    let unique_violation = e
+        .as_database_error()
+        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation);
+    DbError::Query {
+        database: database.to_owned(),
+        reason: e.to_string(),
+        unique_violation,
+    }
 }
 
 /// Removes the URL (which may hold a password) from a driver message.

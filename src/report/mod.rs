@@ -1,0 +1,4 @@
+//! Run summaries for people: plain text, JSON and a simple HTML page.
+
+pub mod render;
+pub mod summary;
