@@ -9,3 +9,5 @@ pub mod audit;
 pub mod state;
 pub mod engine;
 pub mod report;
+pub mod app;
+pub mod demo;

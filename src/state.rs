@@ -17,12 +17,20 @@ pub enum StateError {
     /// Files around it.
     #[error("state directory: {0}")]
     Io(String),
+    /// Writing the output (stdout) failed, e.g. the reader went away.
+    #[error("cannot write the output: {0}")]
+    Output(String),
     /// Another pass holds the lock.
     #[error("another retentiond pass is running on state directory {0} (it holds retentiond.lock); wait for it to finish")]
     Busy(PathBuf),
 }
 
 impl StateError {
+    /// Wraps an output error.
+    pub fn output(e: impl std::fmt::Display) -> Self {
+        StateError::Output(e.to_string())
+    }
+
     /// Wraps an I/O-like error.
     pub fn io(e: impl std::fmt::Display) -> Self {
         StateError::Io(e.to_string())

@@ -44,27 +44,27 @@ pub async fn export(
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(COLUMNS).map_err(StateError::io)?;
+            w.write_record(COLUMNS).map_err(StateError::output)?;
             while let Some(row) = rows.try_next().await? {
                 let e = entry_of(&row)?;
                 let seq = e.seq.to_string();
                 w.write_record([
                     seq.as_str(), &e.at, &e.run_id, &e.rule, &e.database, &e.table, &e.action, &e.key, &e.legal_basis, &e.hash, &e.prev_hash,
                 ])
-                .map_err(StateError::io)?;
+                .map_err(StateError::output)?;
                 n += 1;
             }
-            w.flush().map_err(StateError::io)?;
+            w.flush().map_err(StateError::output)?;
         }
         Format::Jsonl => {
             while let Some(row) = rows.try_next().await? {
                 let e = entry_of(&row)?;
-                serde_json::to_writer(&mut *out, &e).map_err(StateError::io)?;
-                out.write_all(b"\n").map_err(StateError::io)?;
+                serde_json::to_writer(&mut *out, &e).map_err(StateError::output)?;
+                out.write_all(b"\n").map_err(StateError::output)?;
                 n += 1;
             }
         }
     }
-    out.flush().map_err(StateError::io)?;
+    out.flush().map_err(StateError::output)?;
     Ok(n)
 }

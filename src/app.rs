@@ -1,0 +1,444 @@
+//! The commands of the binary, as library functions: each loads what it needs, does its
+//! work, prints for the user, and returns the exit status. `main.rs` only parses the
+//! command line and sets up logging.
+
+use crate::audit::{self, export, Verdict};
+use crate::config::{self, Config, Language};
+use crate::engine::pass::{run_pass, PassError};
+use crate::engine::plan::{plan as plan_rules, PlannedRule};
+use crate::engine::prepare::prepare;
+use crate::report::render::{self, Format};
+use crate::report::summary::RunSummary;
+use crate::state::State;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use std::path::Path;
+use tokio_util::sync::CancellationToken;
+
+/// Exit statuses (PRODUCT.md: fixed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Success,
+    /// 1: a runtime failure (a rule failed, a database unreachable, the trail broken).
+    Failure,
+    /// 2: bad command line.
+    Usage,
+    /// 78: invalid config; nothing was touched.
+    Config,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Config => 78,
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, Exit> {
+    config::load(path).map_err(|e| {
+        eprint!("error: {e}");
+        Exit::Config
+    })
+}
+
+/// Parses `--at`, `--since`, `--until`: RFC 3339, or a date meaning its midnight in `tz`.
+pub fn parse_moment(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("'{s}' is not a moment: write RFC 3339 (2026-12-31T23:00:00Z) or a date (2026-12-31)"))?;
+    let midnight = date.and_hms_opt(0, 0, 0).ok_or_else(|| format!("'{s}' has no midnight"))?;
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("'{s}' has no midnight in {tz}"))
+}
+
+/// `check`: config, connections, tables and columns, and what each rule would do now.
+pub async fn check(path: &Path) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let prepared = match prepare(&config, &[]).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprint!("error: {e}");
+            return Exit::Config;
+        }
+    };
+    let planned = plan_rules(&prepared, Utc::now(), config.daemon.timezone).await;
+    prepared.close().await;
+    let mut failed = false;
+    for (name, spec) in &config.databases {
+        if !config.rules.iter().any(|r| &r.database == name) {
+            match crate::db::Db::connect(spec).await {
+                Ok(db) => {
+                    db.close().await;
+                    println!("warning: database '{name}' is reachable but no rule uses it");
+                }
+                Err(e) => {
+                    failed = true;
+                    println!("error: {e}");
+                }
+            }
+        }
+    }
+    for rule in &config.rules {
+        if rule.legal_basis.is_empty() {
+            println!("warning: rule '{}' (line {}) has no legal_basis; auditors will ask for one", rule.name, rule.line);
+        }
+    }
+    println!("config {} is valid: {} rules, {} databases", config.path.display(), config.rules.len(), config.databases.len());
+    failed |= print_plan(&planned);
+    if failed {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
+}
+
+fn print_plan(planned: &[PlannedRule]) -> bool {
+    let mut failed = false;
+    for p in planned {
+        match (&p.error, p.count) {
+            (Some(e), _) => {
+                failed = true;
+                println!("  {:<32} {:<9} FAILED: {e}", p.rule, p.action);
+            }
+            (None, Some(n)) => {
+                let sample = if p.sample_keys.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (keys {}{})", p.sample_keys.join(", "), if n > p.sample_keys.len() as i64 { ", …" } else { "" })
+                };
+                println!("  {:<32} {:<9} {n:>8} records in {}.{}{sample}", p.rule, p.action, p.database, p.table);
+            }
+            (None, None) => {}
+        }
+    }
+    failed
+}
+
+/// `plan`: the forecast at a moment.
+pub async fn plan(path: &Path, at: Option<&str>, json: bool) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let at = match at.map(|s| parse_moment(s, config.daemon.timezone)).transpose() {
+        Ok(t) => t.unwrap_or_else(Utc::now),
+        Err(e) => {
+            eprintln!("error: --at: {e}");
+            return Exit::Usage;
+        }
+    };
+    let prepared = match prepare(&config, &[]).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprint!("error: {e}");
+            return Exit::Config;
+        }
+    };
+    let planned = plan_rules(&prepared, at, config.daemon.timezone).await;
+    prepared.close().await;
+    let failed = planned.iter().any(|p| p.error.is_some());
+    if json {
+        let doc = serde_json::json!({ "at": at.to_rfc3339(), "rules": planned });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("plan at {} ({}):", at.to_rfc3339(), config.daemon.timezone);
+        print_plan(&planned);
+    }
+    if failed {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
+}
+
+/// `run --once`: one pass now; prints the summary and saves it under `state_dir/reports`.
+pub async fn run_once(path: &Path, rules: &[String]) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if let Some(unknown) = rules.iter().find(|n| !config.rules.iter().any(|r| &r.name == *n)) {
+        let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+        eprintln!("error: --rule {unknown}: no such rule in {}; rules are: {}", config.path.display(), known.join(", "));
+        return Exit::Usage;
+    }
+    match one_pass(&config, rules, &CancellationToken::new()).await {
+        Ok(summary) => {
+            print!("{}", render::render(&summary, Format::Text, config.daemon.language));
+            if summary.failed() {
+                Exit::Failure
+            } else {
+                Exit::Success
+            }
+        }
+        Err(e) => e,
+    }
+}
+
+/// Runs a pass and saves its reports; maps pass errors to exit statuses.
+async fn one_pass(config: &Config, rules: &[String], stop: &CancellationToken) -> Result<RunSummary, Exit> {
+    let state = State::open(&config.daemon.state_dir).await.map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Failure
+    })?;
+    let result = run_pass(config, &state, rules, stop).await;
+    state.close().await;
+    match result {
+        Ok(summary) => {
+            if let Err(e) = save_reports(&config.daemon.state_dir, &summary, config.daemon.language) {
+                tracing::warn!(error = %e, "could not save the report files");
+            }
+            Ok(summary)
+        }
+        Err(PassError::Config(e)) => {
+            eprint!("error: {e}");
+            Err(Exit::Config)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(Exit::Failure)
+        }
+    }
+}
+
+/// Writes `state_dir/reports/<run_id>.{txt,html}`.
+fn save_reports(state_dir: &Path, s: &RunSummary, lang: Language) -> std::io::Result<std::path::PathBuf> {
+    let dir = state_dir.join("reports");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{}.txt", s.run_id)), render::render(s, Format::Text, lang))?;
+    let html = dir.join(format!("{}.html", s.run_id));
+    std::fs::write(&html, render::render(s, Format::Html, lang))?;
+    Ok(html)
+}
+
+/// `run`: the daemon. A pass on every tick of the schedule, until SIGTERM or SIGINT; a
+/// signal during a pass lets the batch in flight finish and stops before the next.
+pub async fn run_daemon(path: &Path) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        tracing::info!("stop signal received: finishing the batch in flight");
+        signals.cancel();
+    });
+    tracing::info!(schedule = %config.daemon.schedule_text, timezone = %config.daemon.timezone, "retentiond started");
+    loop {
+        let Some(next) = config.daemon.schedule.upcoming(config.daemon.timezone).next() else {
+            tracing::error!("the schedule has no future tick; nothing to do");
+            return Exit::Failure;
+        };
+        tracing::info!(next = %next.to_rfc3339(), "next pass");
+        let wait = (next.with_timezone(&Utc) - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = stop.cancelled() => return Exit::Success,
+            () = tokio::time::sleep(wait) => {}
+        }
+        match one_pass(&config, &[], &stop).await {
+            Ok(s) => tracing::info!(run_id = %s.run_id, rows = s.total_acted(), status = %s.status, "pass done"),
+            Err(_) => tracing::error!("pass failed; next pass on schedule"),
+        }
+        if stop.is_cancelled() {
+            return Exit::Success;
+        }
+    }
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn open_state(config: &Config) -> Result<Option<State>, Exit> {
+    State::open_existing(&config.daemon.state_dir).await.map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Failure
+    })
+}
+
+/// `audit verify`.
+pub async fn audit_verify(path: &Path) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let state = match open_state(&config).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            println!("audit trail is empty (no pass has run yet; state directory {})", config.daemon.state_dir.display());
+            return Exit::Success;
+        }
+        Err(e) => return e,
+    };
+    let verdict = audit::verify(&state).await;
+    let pending = state.pending().await.map(|p| p.len()).unwrap_or(0);
+    state.close().await;
+    match verdict {
+        Ok(Verdict::Intact { entries, head }) => {
+            println!("audit trail intact: {entries} entries, head hash {head}");
+            if pending > 0 {
+                println!("note: {pending} batches from an interrupted pass are still to be settled; the next pass settles them");
+            }
+            Exit::Success
+        }
+        Ok(Verdict::Broken { seq, reason }) => {
+            println!("audit trail BROKEN at entry {seq}: {reason}");
+            Exit::Failure
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// `audit export`.
+pub async fn audit_export(path: &Path, since: Option<&str>, until: Option<&str>, format: export::Format) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let bound = |s: Option<&str>, flag: &str| -> Result<Option<String>, Exit> {
+        s.map(|s| {
+            parse_moment(s, chrono_tz::UTC).map(crate::state::time_text).map_err(|e| {
+                eprintln!("error: {flag}: {e}");
+                Exit::Usage
+            })
+        })
+        .transpose()
+    };
+    let (since, until) = match (bound(since, "--since"), bound(until, "--until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let state = match open_state(&config).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            if format == export::Format::Csv {
+                println!("seq,at,run_id,rule,database,table,action,key,legal_basis,hash,prev_hash");
+            }
+            return Exit::Success;
+        }
+        Err(e) => return e,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let r = export::export(&state, since.as_deref(), until.as_deref(), format, &mut out).await;
+    drop(out);
+    state.close().await;
+    match r {
+        Ok(_) => Exit::Success,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// `report`.
+pub async fn report(path: &Path, run: Option<&str>, format: Format) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let state = match open_state(&config).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!("error: no pass has run yet (state directory {}); run `retentiond run --once` first", config.daemon.state_dir.display());
+            return Exit::Failure;
+        }
+        Err(e) => return e,
+    };
+    let row = state.run(run).await;
+    state.close().await;
+    let row = match row {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            eprintln!("error: {}", match run {
+                Some(id) => format!("no pass with id {id}; `retentiond audit export` lists run ids"),
+                None => "no finished pass yet; run `retentiond run --once` first".to_owned(),
+            });
+            return Exit::Failure;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Failure;
+        }
+    };
+    let Some(summary) = row.summary.as_deref().and_then(|s| serde_json::from_str::<RunSummary>(s).ok()) else {
+        eprintln!("error: pass {} ended as '{}' without a summary (it was interrupted)", row.run_id, row.status);
+        return Exit::Failure;
+    };
+    print!("{}", render::render(&summary, format, config.daemon.language));
+    Exit::Success
+}
+
+/// `demo`.
+pub async fn demo(dir: Option<&Path>) -> Exit {
+    match crate::demo::build(dir).await {
+        Ok(demo) => {
+            let config = match load(&demo.config) {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+            println!("retentiond demo — a small company's HR, CRM and bookkeeping in SQLite\n");
+            let status = match one_pass(&config, &[], &CancellationToken::new()).await {
+                Ok(s) => {
+                    print!("{}", render::render(&s, Format::Text, config.daemon.language));
+                    if s.failed() { Exit::Failure } else { Exit::Success }
+                }
+                Err(e) => e,
+            };
+            println!("\nFiles:");
+            println!("  config:        {}", demo.config.display());
+            for db in &demo.databases {
+                println!("  database:      {}", db.display());
+            }
+            println!("  state dir:     {}", config.daemon.state_dir.display());
+            println!("  reports:       {}", config.daemon.state_dir.join("reports").display());
+            println!("\nTry next:");
+            let c = demo.config.display();
+            println!("  retentiond --config {c} plan --at {}", (Utc::now() + chrono::Duration::days(365)).format("%Y-%m-%d"));
+            println!("  retentiond --config {c} audit verify");
+            println!("  retentiond --config {c} audit export --format csv");
+            println!("  retentiond --config {c} report --last --format html > report.html");
+            status
+        }
+        Err(e) => {
+            eprintln!("error: demo: {e}");
+            Exit::Failure
+        }
+    }
+}

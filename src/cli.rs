@@ -1,0 +1,138 @@
+//! The command line: clap definitions only. `main.rs` maps them onto `retentiond::app`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// retentiond keeps your written data-retention promises: it deletes, anonymizes or flags
+/// records whose retention has ended, every night, and proves it in a tamper-evident
+/// audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "retentiond", version, about, long_about = None)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "RETENTIOND_CONFIG", default_value = retentiond::config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Log format on stderr: text for people and journald, json for log shippers.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config, connect to every database, check every table and column a rule
+    /// names (and that each key is unique), and print how many records each rule would act
+    /// on now. Changes nothing. Exit 78 on a config error, 1 if a database is unreachable.
+    Check,
+    /// Dry run: per rule, how many records (and the first few keys) it would act on at a
+    /// moment — now, or a date to come ("what goes at the end of the month?"). Changes nothing.
+    Plan {
+        /// The moment: RFC 3339 (2026-12-31T23:00:00Z) or a date (2026-12-31, midnight in the
+        /// configured timezone). Default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+    },
+    /// Enforce the rules. With --once: one pass now, then the summary, then exit (1 if any
+    /// rule failed). Without: run as a daemon, a pass on every tick of [daemon] schedule,
+    /// until SIGTERM or SIGINT.
+    Run {
+        /// One pass now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Only this rule (repeat for several). Default: all rules.
+        #[arg(long = "rule", value_name = "NAME")]
+        rules: Vec<String>,
+    },
+    /// The audit trail: verify it, export it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the summary of a pass: the last one, or one by id.
+    Report(ReportArgs),
+    /// Build a small realistic SQLite data set (HR, CRM, bookkeeping) and a config for it,
+    /// run one pass, and print what happened and where the files are. Needs no server.
+    Demo {
+        /// Where to put the demo (must be new or empty). Default: a new directory under the
+        /// system's temporary directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// `audit` verbs.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole trail: exit 0 only if no entry was altered, removed or reordered;
+    /// otherwise name the first bad entry and exit 1.
+    Verify,
+    /// Write the trail to stdout, oldest first.
+    Export {
+        /// Only entries at or after this moment (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only entries before this moment (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// jsonl: one JSON object per line; csv: with a header row.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+/// `report` arguments.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The last finished pass (the default).
+    #[arg(long, conflicts_with = "run")]
+    pub last: bool,
+    /// A pass by id (as in the audit trail's run_id).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: ReportFormat,
+}
+
+/// `plan` formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlanFormat {
+    /// A table for people.
+    Text,
+    /// `{"at": …, "rules": [{"rule", "action", "count", …}]}`.
+    Json,
+}
+
+/// `audit export` formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines.
+    Jsonl,
+    /// CSV.
+    Csv,
+}
+
+/// `report` formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    /// Plain text.
+    Text,
+    /// JSON.
+    Json,
+    /// A self-contained HTML page.
+    Html,
+}
