@@ -52,9 +52,14 @@ pub fn parse_moment(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("'{s}' is not a moment: write RFC 3339 (2026-12-31T23:00:00Z) or a date (2026-12-31)"))?;
-    let midnight = date.and_hms_opt(0, 0, 0).ok_or_else(|| format!("'{s}' has no midnight"))?;
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        format!(
+            "'{s}' is not a moment: write RFC 3339 (2026-12-31T23:00:00Z) or a date (2026-12-31)"
+        )
+    })?;
+    let midnight = date
+        .and_hms_opt(0, 0, 0)
+        .ok_or_else(|| format!("'{s}' has no midnight"))?;
     tz.from_local_datetime(&midnight)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
@@ -93,10 +98,18 @@ pub async fn check(path: &Path) -> Exit {
     }
     for rule in &config.rules {
         if rule.legal_basis.is_empty() {
-            println!("warning: rule '{}' (line {}) has no legal_basis; auditors will ask for one", rule.name, rule.line);
+            println!(
+                "warning: rule '{}' (line {}) has no legal_basis; auditors will ask for one",
+                rule.name, rule.line
+            );
         }
     }
-    println!("config {} is valid: {} rules, {} databases", config.path.display(), config.rules.len(), config.databases.len());
+    println!(
+        "config {} is valid: {} rules, {} databases",
+        config.path.display(),
+        config.rules.len(),
+        config.databases.len()
+    );
     failed |= print_plan(&planned);
     if failed {
         Exit::Failure
@@ -117,9 +130,20 @@ fn print_plan(planned: &[PlannedRule]) -> bool {
                 let sample = if p.sample_keys.is_empty() {
                     String::new()
                 } else {
-                    format!(" (keys {}{})", p.sample_keys.join(", "), if n > p.sample_keys.len() as i64 { ", …" } else { "" })
+                    format!(
+                        " (keys {}{})",
+                        p.sample_keys.join(", "),
+                        if n > p.sample_keys.len() as i64 {
+                            ", …"
+                        } else {
+                            ""
+                        }
+                    )
                 };
-                println!("  {:<32} {:<9} {n:>8} records in {}.{}{sample}", p.rule, p.action, p.database, p.table);
+                println!(
+                    "  {:<32} {:<9} {n:>8} records in {}.{}{sample}",
+                    p.rule, p.action, p.database, p.table
+                );
             }
             (None, None) => {}
         }
@@ -133,7 +157,10 @@ pub async fn plan(path: &Path, at: Option<&str>, json: bool) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    let at = match at.map(|s| parse_moment(s, config.daemon.timezone)).transpose() {
+    let at = match at
+        .map(|s| parse_moment(s, config.daemon.timezone))
+        .transpose()
+    {
         Ok(t) => t.unwrap_or_else(Utc::now),
         Err(e) => {
             eprintln!("error: --at: {e}");
@@ -170,14 +197,24 @@ pub async fn run_once(path: &Path, rules: &[String]) -> Exit {
         Ok(c) => c,
         Err(e) => return e,
     };
-    if let Some(unknown) = rules.iter().find(|n| !config.rules.iter().any(|r| &r.name == *n)) {
+    if let Some(unknown) = rules
+        .iter()
+        .find(|n| !config.rules.iter().any(|r| &r.name == *n))
+    {
         let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
-        eprintln!("error: --rule {unknown}: no such rule in {}; rules are: {}", config.path.display(), known.join(", "));
+        eprintln!(
+            "error: --rule {unknown}: no such rule in {}; rules are: {}",
+            config.path.display(),
+            known.join(", ")
+        );
         return Exit::Usage;
     }
     match one_pass(&config, rules, &CancellationToken::new()).await {
         Ok(summary) => {
-            print!("{}", render::render(&summary, Format::Text, config.daemon.language));
+            print!(
+                "{}",
+                render::render(&summary, Format::Text, config.daemon.language)
+            );
             if summary.failed() {
                 Exit::Failure
             } else {
@@ -189,7 +226,11 @@ pub async fn run_once(path: &Path, rules: &[String]) -> Exit {
 }
 
 /// Runs a pass and saves its reports; maps pass errors to exit statuses.
-async fn one_pass(config: &Config, rules: &[String], stop: &CancellationToken) -> Result<RunSummary, Exit> {
+async fn one_pass(
+    config: &Config,
+    rules: &[String],
+    stop: &CancellationToken,
+) -> Result<RunSummary, Exit> {
     let state = State::open(&config.daemon.state_dir).await.map_err(|e| {
         eprintln!("error: {e}");
         Exit::Failure
@@ -198,7 +239,8 @@ async fn one_pass(config: &Config, rules: &[String], stop: &CancellationToken) -
     state.close().await;
     match result {
         Ok(summary) => {
-            if let Err(e) = save_reports(&config.daemon.state_dir, &summary, config.daemon.language) {
+            if let Err(e) = save_reports(&config.daemon.state_dir, &summary, config.daemon.language)
+            {
                 tracing::warn!(error = %e, "could not save the report files");
             }
             Ok(summary)
@@ -215,10 +257,17 @@ async fn one_pass(config: &Config, rules: &[String], stop: &CancellationToken) -
 }
 
 /// Writes `state_dir/reports/<run_id>.{txt,html}`.
-fn save_reports(state_dir: &Path, s: &RunSummary, lang: Language) -> std::io::Result<std::path::PathBuf> {
+fn save_reports(
+    state_dir: &Path,
+    s: &RunSummary,
+    lang: Language,
+) -> std::io::Result<std::path::PathBuf> {
     let dir = state_dir.join("reports");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join(format!("{}.txt", s.run_id)), render::render(s, Format::Text, lang))?;
+    std::fs::write(
+        dir.join(format!("{}.txt", s.run_id)),
+        render::render(s, Format::Text, lang),
+    )?;
     let html = dir.join(format!("{}.html", s.run_id));
     std::fs::write(&html, render::render(s, Format::Html, lang))?;
     Ok(html)
@@ -240,18 +289,27 @@ pub async fn run_daemon(path: &Path) -> Exit {
     });
     tracing::info!(schedule = %config.daemon.schedule_text, timezone = %config.daemon.timezone, "retentiond started");
     loop {
-        let Some(next) = config.daemon.schedule.upcoming(config.daemon.timezone).next() else {
+        let Some(next) = config
+            .daemon
+            .schedule
+            .upcoming(config.daemon.timezone)
+            .next()
+        else {
             tracing::error!("the schedule has no future tick; nothing to do");
             return Exit::Failure;
         };
         tracing::info!(next = %next.to_rfc3339(), "next pass");
-        let wait = (next.with_timezone(&Utc) - Utc::now()).to_std().unwrap_or_default();
+        let wait = (next.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
         tokio::select! {
             () = stop.cancelled() => return Exit::Success,
             () = tokio::time::sleep(wait) => {}
         }
         match one_pass(&config, &[], &stop).await {
-            Ok(s) => tracing::info!(run_id = %s.run_id, rows = s.total_acted(), status = %s.status, "pass done"),
+            Ok(s) => {
+                tracing::info!(run_id = %s.run_id, rows = s.total_acted(), status = %s.status, "pass done")
+            }
             Err(_) => tracing::error!("pass failed; next pass on schedule"),
         }
         if stop.is_cancelled() {
@@ -264,7 +322,10 @@ async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}
@@ -283,10 +344,12 @@ async fn wait_for_stop_signal() {
 }
 
 async fn open_state(config: &Config) -> Result<Option<State>, Exit> {
-    State::open_existing(&config.daemon.state_dir).await.map_err(|e| {
-        eprintln!("error: {e}");
-        Exit::Failure
-    })
+    State::open_existing(&config.daemon.state_dir)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            Exit::Failure
+        })
 }
 
 /// `audit verify`.
@@ -298,7 +361,10 @@ pub async fn audit_verify(path: &Path) -> Exit {
     let state = match open_state(&config).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            println!("audit trail is empty (no pass has run yet; state directory {})", config.daemon.state_dir.display());
+            println!(
+                "audit trail is empty (no pass has run yet; state directory {})",
+                config.daemon.state_dir.display()
+            );
             return Exit::Success;
         }
         Err(e) => return e,
@@ -326,17 +392,24 @@ pub async fn audit_verify(path: &Path) -> Exit {
 }
 
 /// `audit export`.
-pub async fn audit_export(path: &Path, since: Option<&str>, until: Option<&str>, format: export::Format) -> Exit {
+pub async fn audit_export(
+    path: &Path,
+    since: Option<&str>,
+    until: Option<&str>,
+    format: export::Format,
+) -> Exit {
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => return e,
     };
     let bound = |s: Option<&str>, flag: &str| -> Result<Option<String>, Exit> {
         s.map(|s| {
-            parse_moment(s, chrono_tz::UTC).map(crate::state::time_text).map_err(|e| {
-                eprintln!("error: {flag}: {e}");
-                Exit::Usage
-            })
+            parse_moment(s, chrono_tz::UTC)
+                .map(crate::state::time_text)
+                .map_err(|e| {
+                    eprintln!("error: {flag}: {e}");
+                    Exit::Usage
+                })
         })
         .transpose()
     };
@@ -386,10 +459,14 @@ pub async fn report(path: &Path, run: Option<&str>, format: Format) -> Exit {
     let row = match row {
         Ok(Some(r)) => r,
         Ok(None) => {
-            eprintln!("error: {}", match run {
-                Some(id) => format!("no pass with id {id}; `retentiond audit export` lists run ids"),
-                None => "no finished pass yet; run `retentiond run --once` first".to_owned(),
-            });
+            eprintln!(
+                "error: {}",
+                match run {
+                    Some(id) =>
+                        format!("no pass with id {id}; `retentiond audit export` lists run ids"),
+                    None => "no finished pass yet; run `retentiond run --once` first".to_owned(),
+                }
+            );
             return Exit::Failure;
         }
         Err(e) => {
@@ -397,11 +474,21 @@ pub async fn report(path: &Path, run: Option<&str>, format: Format) -> Exit {
             return Exit::Failure;
         }
     };
-    let Some(summary) = row.summary.as_deref().and_then(|s| serde_json::from_str::<RunSummary>(s).ok()) else {
-        eprintln!("error: pass {} ended as '{}' without a summary (it was interrupted)", row.run_id, row.status);
+    let Some(summary) = row
+        .summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<RunSummary>(s).ok())
+    else {
+        eprintln!(
+            "error: pass {} ended as '{}' without a summary (it was interrupted)",
+            row.run_id, row.status
+        );
         return Exit::Failure;
     };
-    print!("{}", render::render(&summary, format, config.daemon.language));
+    print!(
+        "{}",
+        render::render(&summary, format, config.daemon.language)
+    );
     Exit::Success
 }
 
@@ -416,8 +503,15 @@ pub async fn demo(dir: Option<&Path>) -> Exit {
             println!("retentiond demo — a small company's HR, CRM and bookkeeping in SQLite\n");
             let status = match one_pass(&config, &[], &CancellationToken::new()).await {
                 Ok(s) => {
-                    print!("{}", render::render(&s, Format::Text, config.daemon.language));
-                    if s.failed() { Exit::Failure } else { Exit::Success }
+                    print!(
+                        "{}",
+                        render::render(&s, Format::Text, config.daemon.language)
+                    );
+                    if s.failed() {
+                        Exit::Failure
+                    } else {
+                        Exit::Success
+                    }
                 }
                 Err(e) => e,
             };
@@ -427,10 +521,16 @@ pub async fn demo(dir: Option<&Path>) -> Exit {
                 println!("  database:      {}", db.display());
             }
             println!("  state dir:     {}", config.daemon.state_dir.display());
-            println!("  reports:       {}", config.daemon.state_dir.join("reports").display());
+            println!(
+                "  reports:       {}",
+                config.daemon.state_dir.join("reports").display()
+            );
             println!("\nTry next:");
             let c = demo.config.display();
-            println!("  retentiond --config {c} plan --at {}", (Utc::now() + chrono::Duration::days(365)).format("%Y-%m-%d"));
+            println!(
+                "  retentiond --config {c} plan --at {}",
+                (Utc::now() + chrono::Duration::days(365)).format("%Y-%m-%d")
+            );
             println!("  retentiond --config {c} audit verify");
             println!("  retentiond --config {c} audit export --format csv");
             println!("  retentiond --config {c} report --last --format html > report.html");

@@ -38,18 +38,62 @@ impl Rng {
     }
 }
 
-const FIRST: &[&str] = &["Jan", "Els", "Pieter", "An", "Tom", "Sofie", "Wim", "Lotte", "Bram", "Noor", "Koen", "Lies", "Ruben", "Fien", "Joris", "Emma", "Arne", "Marie", "Sander", "Ine"];
-const LAST: &[&str] = &["Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens", "Wouters", "De Smet", "Dubois", "Vermeulen", "Van den Broeck", "de Vries", "Bakker", "Visser"];
-const CITIES: &[&str] = &["Gent", "Antwerpen", "Leuven", "Brugge", "Hasselt", "Utrecht", "Eindhoven", "Mechelen"];
-const ROLES: &[&str] = &["boekhouder", "verkoper", "projectleider", "technieker", "glasplaatser", "office manager"];
-const ACCOUNTS: &[&str] = &["400000 Klanten", "440000 Leveranciers", "550000 Bank", "700000 Omzet", "604000 Aankopen"];
+const FIRST: &[&str] = &[
+    "Jan", "Els", "Pieter", "An", "Tom", "Sofie", "Wim", "Lotte", "Bram", "Noor", "Koen", "Lies",
+    "Ruben", "Fien", "Joris", "Emma", "Arne", "Marie", "Sander", "Ine",
+];
+const LAST: &[&str] = &[
+    "Peeters",
+    "Janssens",
+    "Maes",
+    "Jacobs",
+    "Mertens",
+    "Willems",
+    "Claes",
+    "Goossens",
+    "Wouters",
+    "De Smet",
+    "Dubois",
+    "Vermeulen",
+    "Van den Broeck",
+    "de Vries",
+    "Bakker",
+    "Visser",
+];
+const CITIES: &[&str] = &[
+    "Gent",
+    "Antwerpen",
+    "Leuven",
+    "Brugge",
+    "Hasselt",
+    "Utrecht",
+    "Eindhoven",
+    "Mechelen",
+];
+const ROLES: &[&str] = &[
+    "boekhouder",
+    "verkoper",
+    "projectleider",
+    "technieker",
+    "glasplaatser",
+    "office manager",
+];
+const ACCOUNTS: &[&str] = &[
+    "400000 Klanten",
+    "440000 Leveranciers",
+    "550000 Bank",
+    "700000 Omzet",
+    "604000 Aankopen",
+];
 
 fn ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 async fn open(path: &Path) -> Result<SqlitePool, String> {
-    let opts = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
     SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(opts)
@@ -58,7 +102,11 @@ async fn open(path: &Path) -> Result<SqlitePool, String> {
 }
 
 async fn exec(pool: &SqlitePool, sql: &str) -> Result<(), String> {
-    sqlx::raw_sql(sql).execute(pool).await.map(|_| ()).map_err(|e| e.to_string())
+    sqlx::raw_sql(sql)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Builds the demo in `dir` (which must be new or empty), or in a new directory under
@@ -66,9 +114,17 @@ async fn exec(pool: &SqlitePool, sql: &str) -> Result<(), String> {
 pub async fn build(dir: Option<&Path>) -> Result<Demo, String> {
     let dir = match dir {
         Some(d) => d.to_owned(),
-        None => std::env::temp_dir().join(format!("retentiond-demo-{}", crate::engine::pass::new_run_id(Utc::now()))),
+        None => std::env::temp_dir().join(format!(
+            "retentiond-demo-{}",
+            crate::engine::pass::new_run_id(Utc::now())
+        )),
     };
-    if dir.exists() && std::fs::read_dir(&dir).map_err(|e| e.to_string())?.next().is_some() {
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .next()
+            .is_some()
+    {
         return Err(format!("{} is not empty; give a new or empty directory with --dir (the demo never overwrites files)", dir.display()));
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -82,12 +138,19 @@ pub async fn build(dir: Option<&Path>) -> Result<Demo, String> {
     build_books(&books, &mut rng).await?;
     let config = dir.join("retentiond.toml");
     std::fs::write(&config, config_text(&dir, &hr, &crm, &books)).map_err(|e| e.to_string())?;
-    Ok(Demo { config, databases: vec![hr, crm, books] })
+    Ok(Demo {
+        config,
+        databases: vec![hr, crm, books],
+    })
 }
 
 fn name(rng: &mut Rng) -> (String, String) {
     let (f, l) = (rng.pick(FIRST), rng.pick(LAST));
-    let email = format!("{}.{}@example.be", f.to_lowercase(), l.to_lowercase().replace(' ', ""));
+    let email = format!(
+        "{}.{}@example.be",
+        f.to_lowercase(),
+        l.to_lowercase().replace(' ', "")
+    );
     (format!("{f} {l}"), email)
 }
 
@@ -101,16 +164,31 @@ async fn build_hr(path: &Path, rng: &mut Rng) -> Result<(), String> {
         let decision = rng.pick(&["rejected", "rejected", "hired", "pending"]);
         let decided = (decision != "pending").then(|| ts(rng.days_ago(900)));
         sqlx::query("INSERT INTO applicants VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-            .bind(id).bind(n).bind(e).bind(format!("+32 4{:08}", rng.below(100_000_000))).bind(rng.pick(ROLES)).bind(decision).bind(decided)
-            .execute(&mut *tx).await.map_err(|e| e.to_string())?;
+            .bind(id)
+            .bind(n)
+            .bind(e)
+            .bind(format!("+32 4{:08}", rng.below(100_000_000)))
+            .bind(rng.pick(ROLES))
+            .bind(decision)
+            .bind(decided)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     for id in 1..=80 {
         let (n, e) = name(rng);
         let hired = rng.days_ago(365 * 20);
         let left = (rng.below(2) == 0).then(|| ts(rng.days_ago(365 * 12)));
         sqlx::query("INSERT INTO employees VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-            .bind(id).bind(n).bind(e).bind(format!("BE{:014}", rng.below(100_000_000_000_000))).bind(ts(hired)).bind(left)
-            .execute(&mut *tx).await.map_err(|e| e.to_string())?;
+            .bind(id)
+            .bind(n)
+            .bind(e)
+            .bind(format!("BE{:014}", rng.below(100_000_000_000_000)))
+            .bind(ts(hired))
+            .bind(left)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     pool.close().await;
@@ -127,14 +205,27 @@ async fn build_crm(path: &Path, rng: &mut Rng) -> Result<(), String> {
         // Consent runs two years from sign-up; some signed up long ago, some recently.
         let expires = rng.days_ago(1400) + Duration::days(730);
         sqlx::query("INSERT INTO prospects VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-            .bind(id).bind(n).bind(e).bind(format!("+32 9{:07}", rng.below(10_000_000))).bind(format!("{} bv", rng.pick(LAST))).bind(ts(expires))
-            .execute(&mut *tx).await.map_err(|e| e.to_string())?;
+            .bind(id)
+            .bind(n)
+            .bind(e)
+            .bind(format!("+32 9{:07}", rng.below(10_000_000)))
+            .bind(format!("{} bv", rng.pick(LAST)))
+            .bind(ts(expires))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     for id in 1..=150 {
         let (n, e) = name(rng);
         sqlx::query("INSERT INTO customers VALUES (?1, ?2, ?3, ?4, ?5, NULL)")
-            .bind(id).bind(n).bind(e).bind(rng.pick(CITIES)).bind(ts(rng.days_ago(365 * 9)))
-            .execute(&mut *tx).await.map_err(|e| e.to_string())?;
+            .bind(id)
+            .bind(n)
+            .bind(e)
+            .bind(rng.pick(CITIES))
+            .bind(ts(rng.days_ago(365 * 9)))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     pool.close().await;
@@ -149,9 +240,15 @@ async fn build_books(path: &Path, rng: &mut Rng) -> Result<(), String> {
     for id in 1..=2500 {
         let date = rng.days_ago(365 * 10).date();
         sqlx::query("INSERT INTO ledger VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-            .bind(id).bind(date.format("%Y-%m-%d").to_string()).bind(rng.pick(ACCOUNTS)).bind(format!("Factuur {}/{:05}", date.format("%Y"), id))
-            .bind(rng.below(500_000) as i64 - 100_000).bind(rng.below(150) as i64 + 1)
-            .execute(&mut *tx).await.map_err(|e| e.to_string())?;
+            .bind(id)
+            .bind(date.format("%Y-%m-%d").to_string())
+            .bind(rng.pick(ACCOUNTS))
+            .bind(format!("Factuur {}/{:05}", date.format("%Y"), id))
+            .bind(rng.below(500_000) as i64 - 100_000)
+            .bind(rng.below(150) as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     pool.close().await;

@@ -3,11 +3,11 @@
 //! The data path is the module list: [`config`] → [`db`] → [`engine`] (plan, execute) →
 //! [`audit`] → [`report`]; [`app`] wires them into the commands of the binary.
 
+pub mod app;
+pub mod audit;
 pub mod config;
 pub mod db;
-pub mod audit;
-pub mod state;
+pub mod demo;
 pub mod engine;
 pub mod report;
-pub mod app;
-pub mod demo;
+pub mod state;

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // Under systemd, journald stamps every line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match (format, journald) {
@@ -26,7 +28,11 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -37,15 +43,28 @@ fn main() -> ExitCode {
     let exit = runtime.block_on(async {
         match &cli.command {
             Command::Check => app::check(path).await,
-            Command::Plan { at, format } => app::plan(path, at.as_deref(), matches!(format, PlanFormat::Json)).await,
+            Command::Plan { at, format } => {
+                app::plan(path, at.as_deref(), matches!(format, PlanFormat::Json)).await
+            }
             Command::Run { once: true, rules } => app::run_once(path, rules).await,
             Command::Run { once: false, rules } if !rules.is_empty() => {
-                eprintln!("error: --rule only works with --once; the daemon always runs every rule");
+                eprintln!(
+                    "error: --rule only works with --once; the daemon always runs every rule"
+                );
                 Exit::Usage
             }
             Command::Run { once: false, .. } => app::run_daemon(path).await,
-            Command::Audit { command: AuditCommand::Verify } => app::audit_verify(path).await,
-            Command::Audit { command: AuditCommand::Export { since, until, format } } => {
+            Command::Audit {
+                command: AuditCommand::Verify,
+            } => app::audit_verify(path).await,
+            Command::Audit {
+                command:
+                    AuditCommand::Export {
+                        since,
+                        until,
+                        format,
+                    },
+            } => {
                 let format = match format {
                     ExportFormat::Jsonl => export::Format::Jsonl,
                     ExportFormat::Csv => export::Format::Csv,

@@ -144,7 +144,10 @@ impl State {
     /// Opens (creating if needed) the state database in `dir`.
     pub async fn open(dir: &Path) -> Result<State, StateError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StateError::Io(format!("cannot create {}: {e}; create it or set [daemon] state_dir", dir.display()))
+            StateError::Io(format!(
+                "cannot create {}: {e}; create it or set [daemon] state_dir",
+                dir.display()
+            ))
         })?;
         let opts = SqliteConnectOptions::new()
             .filename(dir.join("state.db"))
@@ -152,9 +155,15 @@ impl State {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(State { pool, dir: dir.to_owned() })
+        Ok(State {
+            pool,
+            dir: dir.to_owned(),
+        })
     }
 
     /// Opens the state database only if it exists (read-only commands must not create one).
@@ -202,14 +211,21 @@ impl State {
     }
 
     /// Records the end of a pass with its summary.
-    pub async fn finish_run(&self, run_id: &str, status: &str, summary_json: &str) -> Result<(), StateError> {
-        sqlx::query("UPDATE runs SET finished_at = ?2, status = ?3, summary = ?4 WHERE run_id = ?1")
-            .bind(run_id)
-            .bind(now_text())
-            .bind(status)
-            .bind(summary_json)
-            .execute(&self.pool)
-            .await?;
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        summary_json: &str,
+    ) -> Result<(), StateError> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = ?2, status = ?3, summary = ?4 WHERE run_id = ?1",
+        )
+        .bind(run_id)
+        .bind(now_text())
+        .bind(status)
+        .bind(summary_json)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -239,10 +255,12 @@ impl State {
 
     /// Marks passes that never finished (the process died) as interrupted.
     pub async fn close_interrupted_runs(&self) -> Result<u64, StateError> {
-        let r = sqlx::query("UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE finished_at IS NULL")
-            .bind(now_text())
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE finished_at IS NULL",
+        )
+        .bind(now_text())
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected())
     }
 

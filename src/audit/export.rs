@@ -16,7 +16,17 @@ pub enum Format {
 
 /// The CSV header, in the order of the entry fields.
 const COLUMNS: [&str; 11] = [
-    "seq", "at", "run_id", "rule", "database", "table", "action", "key", "legal_basis", "hash", "prev_hash",
+    "seq",
+    "at",
+    "run_id",
+    "rule",
+    "database",
+    "table",
+    "action",
+    "key",
+    "legal_basis",
+    "hash",
+    "prev_hash",
 ];
 
 /// Writes entries with `since <= at < until` (RFC 3339 UTC strings; either may be absent).
@@ -32,7 +42,11 @@ pub async fn export(
         q.push_str(" AND at >= ?1");
     }
     if until.is_some() {
-        q.push_str(if since.is_some() { " AND at < ?2" } else { " AND at < ?1" });
+        q.push_str(if since.is_some() {
+            " AND at < ?2"
+        } else {
+            " AND at < ?1"
+        });
     }
     q.push_str(" ORDER BY seq");
     let mut query = sqlx::query(&q);
@@ -49,7 +63,17 @@ pub async fn export(
                 let e = entry_of(&row)?;
                 let seq = e.seq.to_string();
                 w.write_record([
-                    seq.as_str(), &e.at, &e.run_id, &e.rule, &e.database, &e.table, &e.action, &e.key, &e.legal_basis, &e.hash, &e.prev_hash,
+                    seq.as_str(),
+                    &e.at,
+                    &e.run_id,
+                    &e.rule,
+                    &e.database,
+                    &e.table,
+                    &e.action,
+                    &e.key,
+                    &e.legal_basis,
+                    &e.hash,
+                    &e.prev_hash,
                 ])
                 .map_err(StateError::output)?;
                 n += 1;

@@ -80,7 +80,12 @@ impl Lines {
     }
 
     /// A problem at byte `offset` under `key`.
-    pub fn problem(&self, offset: usize, key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+    pub fn problem(
+        &self,
+        offset: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigProblem {
         ConfigProblem {
             file: self.file.clone(),
             line: self.line_of(offset),

@@ -92,7 +92,16 @@ mod tests {
     #[test]
     fn names_that_could_escape_quoting_are_refused() {
         for bad in [
-            "", "a\"b", "a`b", "a;drop", "a b", "9a", "a-b", "a'b", "a.b.c", "tab\u{e9}",
+            "",
+            "a\"b",
+            "a`b",
+            "a;drop",
+            "a b",
+            "9a",
+            "a-b",
+            "a'b",
+            "a.b.c",
+            "tab\u{e9}",
         ] {
             assert!(TableName::parse(bad).is_err(), "{bad:?} accepted");
         }

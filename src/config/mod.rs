@@ -68,7 +68,9 @@ fn toml_problem(lines: &Lines, e: &toml::de::Error) -> ConfigProblem {
         .unwrap_or_else(|| "(syntax)".to_owned());
     let mut problem = lines.problem(offset, key, message);
     if problem.key.starts_with("unknown key") {
-        problem.message.push_str("; remove it or fix its spelling (see README, 'Config reference')");
+        problem
+            .message
+            .push_str("; remove it or fix its spelling (see README, 'Config reference')");
     }
     problem
 }
@@ -130,7 +132,11 @@ impl Validator<'_> {
         });
         let state_dir = match raw.state_dir {
             Some(s) if s.get_ref().trim().is_empty() => {
-                self.err(&s, "daemon.state_dir", "is empty; give a directory, e.g. \"/var/lib/retentiond\"");
+                self.err(
+                    &s,
+                    "daemon.state_dir",
+                    "is empty; give a directory, e.g. \"/var/lib/retentiond\"",
+                );
                 None
             }
             Some(s) => Some(PathBuf::from(s.into_inner())),
@@ -175,7 +181,11 @@ impl Validator<'_> {
                 }
             },
         };
-        let language = match raw.report_language.as_ref().map(|l| (l, l.get_ref().as_str())) {
+        let language = match raw
+            .report_language
+            .as_ref()
+            .map(|l| (l, l.get_ref().as_str()))
+        {
             None | Some((_, "en")) => Some(Language::En),
             Some((_, "nl")) => Some(Language::Nl),
             Some((at, other)) => {
@@ -193,13 +203,21 @@ impl Validator<'_> {
         })
     }
 
-    fn database(&mut self, name: &Spanned<String>, raw: Spanned<RawDatabase>) -> Option<DatabaseSpec> {
+    fn database(
+        &mut self,
+        name: &Spanned<String>,
+        raw: Spanned<RawDatabase>,
+    ) -> Option<DatabaseSpec> {
         let line = self.lines.line_of(raw.span().start);
         let raw = raw.into_inner();
         let n = name.get_ref();
         let key = |k: &str| format!("databases.{n}.{k}");
         if !is_plain_name(n) {
-            self.err(name, format!("databases.{n}"), "database names use letters, digits, '-' and '_' only");
+            self.err(
+                name,
+                format!("databases.{n}"),
+                "database names use letters, digits, '-' and '_' only",
+            );
         }
         let url = raw.url.get_ref().clone();
         let engine = match url.split_once("://").map(|(s, _)| s) {
@@ -221,7 +239,11 @@ impl Validator<'_> {
         };
         let secret = match (raw.password_file, raw.password_env) {
             (Some(f), Some(_)) => {
-                self.err(&f, key("password_file"), "give either password_file or password_env, not both");
+                self.err(
+                    &f,
+                    key("password_file"),
+                    "give either password_file or password_env, not both",
+                );
                 None
             }
             (Some(f), None) => Some(Secret::File(PathBuf::from(f.into_inner()))),
@@ -247,7 +269,11 @@ impl Validator<'_> {
             .ok()
     }
 
-    fn rule(&mut self, raw: Spanned<RawRule>, dbs: &BTreeMap<String, DatabaseSpec>) -> Option<Rule> {
+    fn rule(
+        &mut self,
+        raw: Spanned<RawRule>,
+        dbs: &BTreeMap<String, DatabaseSpec>,
+    ) -> Option<Rule> {
         let line = self.lines.line_of(raw.span().start);
         let r = raw.into_inner();
         let rn = r.name.get_ref().clone();
@@ -264,7 +290,11 @@ impl Validator<'_> {
                     "unknown database '{}'; define [databases.{}] or use one of: {}",
                     r.database.get_ref(),
                     r.database.get_ref(),
-                    if known.is_empty() { "(none defined)".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "(none defined)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             );
         }
@@ -298,7 +328,11 @@ impl Validator<'_> {
             Some(b) => match u32::try_from(*b.get_ref()) {
                 Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Some(n),
                 _ => {
-                    self.err(&b, key("batch_size"), format!("must be between 1 and {MAX_BATCH_SIZE}"));
+                    self.err(
+                        &b,
+                        key("batch_size"),
+                        format!("must be between 1 and {MAX_BATCH_SIZE}"),
+                    );
                     None
                 }
             },
@@ -338,7 +372,11 @@ impl Validator<'_> {
             ("anonymize", Some(_), None) => {
                 let cols = anonymize?;
                 if cols.get_ref().is_empty() {
-                    self.err(&cols, key("anonymize"), "names no column; list the columns to anonymize, e.g. { email = \"null\" }");
+                    self.err(
+                        &cols,
+                        key("anonymize"),
+                        "names no column; list the columns to anonymize, e.g. { email = \"null\" }",
+                    );
                     return None;
                 }
                 let mut out = Vec::new();
@@ -371,18 +409,29 @@ impl Validator<'_> {
                     toml::Value::Integer(i) => Some(FlagValue::Int(*i)),
                     toml::Value::Boolean(b) => Some(FlagValue::Int(i64::from(*b))),
                     _ => {
-                        self.err(&f.value, key("flag.value"), "must be a text, an integer or a boolean");
+                        self.err(
+                            &f.value,
+                            key("flag.value"),
+                            "must be a text, an integer or a boolean",
+                        );
                         None
                     }
                 };
-                Some(Action::Flag { column: column?, value: value? })
+                Some(Action::Flag {
+                    column: column?,
+                    value: value?,
+                })
             }
             ("anonymize", None, _) => {
                 self.err(verb, key("anonymize"), "action \"anonymize\" needs an anonymize table, e.g. anonymize = { email = \"null\" }");
                 None
             }
             ("flag", _, None) => {
-                self.err(verb, key("flag"), "action \"flag\" needs flag = { column = \"…\", value = \"…\" }");
+                self.err(
+                    verb,
+                    key("flag"),
+                    "action \"flag\" needs flag = { column = \"…\", value = \"…\" }",
+                );
                 None
             }
             ("delete" | "anonymize" | "flag", _, _) => {
@@ -398,7 +447,13 @@ impl Validator<'_> {
                 None
             }
             (other, _, _) => {
-                self.err(verb, key("action"), format!("'{other}' is not an action; write \"delete\", \"anonymize\" or \"flag\""));
+                self.err(
+                    verb,
+                    key("action"),
+                    format!(
+                        "'{other}' is not an action; write \"delete\", \"anonymize\" or \"flag\""
+                    ),
+                );
                 None
             }
         }
@@ -408,7 +463,8 @@ impl Validator<'_> {
 fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// A filter is trusted operator SQL, but it must be one boolean expression: no statement
@@ -425,8 +481,15 @@ fn check_filter(f: &str) -> Result<(), String> {
             Some(_) => {}
             None => match c {
                 '\'' | '"' | '`' => quote = Some(c),
-                ';' => return Err("contains ';': a filter is one condition, not a statement".into()),
-                '-' if prev == '-' => return Err("contains a '--' comment, which would hide the rest of the condition".into()),
+                ';' => {
+                    return Err("contains ';': a filter is one condition, not a statement".into())
+                }
+                '-' if prev == '-' => {
+                    return Err(
+                        "contains a '--' comment, which would hide the rest of the condition"
+                            .into(),
+                    )
+                }
                 '*' if prev == '/' => return Err("contains a '/*' comment; remove it".into()),
                 '#' => return Err("contains '#', a comment in MySQL; remove it".into()),
                 _ => {}

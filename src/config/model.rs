@@ -252,7 +252,10 @@ mod tests {
             mask_url("postgres://app:s3cret@db.local:5432/hr"),
             "postgres://app:***@db.local:5432/hr"
         );
-        assert_eq!(mask_url("mysql://root@localhost/crm"), "mysql://root@localhost/crm");
+        assert_eq!(
+            mask_url("mysql://root@localhost/crm"),
+            "mysql://root@localhost/crm"
+        );
         assert_eq!(mask_url("sqlite:///srv/a@b.db"), "sqlite:///srv/a@b.db");
         assert_eq!(mask_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
     }

@@ -147,7 +147,15 @@ mod tests {
         assert_eq!(Period::parse("1 year"), Ok(Period::Years(1)));
         assert_eq!(Period::parse(" 7  years "), Ok(Period::Years(7)));
         assert_eq!(Period::parse("2 Weeks"), Ok(Period::Weeks(2)));
-        for bad in ["7", "years", "7 yrs", "-1 days", "1.5 years", "7 years ago", "99999 years"] {
+        for bad in [
+            "7",
+            "years",
+            "7 yrs",
+            "-1 days",
+            "1.5 years",
+            "7 years ago",
+            "99999 years",
+        ] {
             assert!(Period::parse(bad).is_err(), "{bad} accepted");
         }
     }
@@ -158,7 +166,10 @@ mod tests {
         let c = Cutoff::at(utc("2026-11-23T12:00:00Z"), Period::Years(7), tz).unwrap();
         assert_eq!(
             c.local,
-            NaiveDate::from_ymd_opt(2019, 11, 23).unwrap().and_hms_opt(13, 0, 0).unwrap()
+            NaiveDate::from_ymd_opt(2019, 11, 23)
+                .unwrap()
+                .and_hms_opt(13, 0, 0)
+                .unwrap()
         );
         assert_eq!(c.utc, utc("2019-11-23T12:00:00Z"));
     }
@@ -168,12 +179,21 @@ mod tests {
         let tz: Tz = "UTC".parse().unwrap();
         let c = Cutoff::at(utc("2023-02-28T00:00:00Z"), Period::Years(7), tz).unwrap();
         // 2016-02-29 is after the cutoff (2016-02-28): not yet expired.
-        assert!(c.local < NaiveDate::from_ymd_opt(2016, 2, 29).unwrap().and_hms_opt(0, 0, 0).unwrap());
+        assert!(
+            c.local
+                < NaiveDate::from_ymd_opt(2016, 2, 29)
+                    .unwrap()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+        );
     }
 
     #[test]
     fn pauses_parse() {
-        assert_eq!(parse_pause("200 ms"), Ok(std::time::Duration::from_millis(200)));
+        assert_eq!(
+            parse_pause("200 ms"),
+            Ok(std::time::Duration::from_millis(200))
+        );
         assert_eq!(parse_pause("2 s"), Ok(std::time::Duration::from_secs(2)));
         assert!(parse_pause("2").is_err());
         assert!(parse_pause("2 h").is_err());

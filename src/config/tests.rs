@@ -76,7 +76,10 @@ fn the_product_example_loads_into_typed_rules() {
             (Ident::parse("name").unwrap(), Strategy::Null),
         ])
     );
-    assert_eq!(c.databases["crm"].secret, Secret::File("/run/credentials/crm".into()));
+    assert_eq!(
+        c.databases["crm"].secret,
+        Secret::File("/run/credentials/crm".into())
+    );
     assert!(!format!("{:?}", c.databases["hr"]).contains("pw"));
 }
 
@@ -117,10 +120,16 @@ fn an_unknown_database_is_refused() {
 
 #[test]
 fn identifiers_with_quotes_or_semicolons_are_refused() {
-    let p = only_problem(&GOOD.replace("table = \"applicants\"", "table = \"applicants; drop table x\""));
+    let p = only_problem(&GOOD.replace(
+        "table = \"applicants\"",
+        "table = \"applicants; drop table x\"",
+    ));
     assert_eq!(
         (p.line, p.key.as_str()),
-        (line_of(GOOD, "table = \"applicants\""), "rule \"rejected-applicants\" → table")
+        (
+            line_of(GOOD, "table = \"applicants\""),
+            "rule \"rejected-applicants\" → table"
+        )
     );
     let p = only_problem(&GOOD.replace("key = \"id\"\nfilter", "key = \"i\\\"d\"\nfilter"));
     assert_eq!(p.line, line_of(GOOD, "key = \"id\"\nfilter"));
@@ -135,7 +144,12 @@ fn a_duplicate_rule_name_is_refused() {
 
 #[test]
 fn filters_with_statements_or_comments_are_refused() {
-    for bad in ["x = 1; delete from t", "x = 1 -- and", "x = 1 /* y */", "x = 'open"] {
+    for bad in [
+        "x = 1; delete from t",
+        "x = 1 -- and",
+        "x = 1 /* y */",
+        "x = 'open",
+    ] {
         let p = only_problem(&GOOD.replace("decision = 'rejected'", bad));
         assert_eq!(p.line, line_of(GOOD, "filter ="), "{bad}: {p}");
     }
@@ -146,7 +160,10 @@ fn filters_with_statements_or_comments_are_refused() {
 fn actions_need_their_settings_and_nothing_else() {
     let p = only_problem(&GOOD.replace("action = \"delete\"", "action = \"purge\""));
     assert!(p.message.contains("not an action"), "{p}");
-    let p = only_problem(&GOOD.replace("flag = { column = \"retention_review\", value = \"due\" }\n", ""));
+    let p = only_problem(&GOOD.replace(
+        "flag = { column = \"retention_review\", value = \"due\" }\n",
+        "",
+    ));
     assert!(p.message.contains("needs flag"), "{p}");
     let p = only_problem(&GOOD.replace("email = \"hash\"", "email = \"scramble\""));
     assert!(p.message.contains("not a strategy"), "{p}");
@@ -154,6 +171,11 @@ fn actions_need_their_settings_and_nothing_else() {
 
 #[test]
 fn several_problems_are_reported_at_once() {
-    let e = load(&GOOD.replace("5 years", "5 yrs").replace("Europe/Brussels", "Mars/Olympus")).unwrap_err();
+    let e = load(
+        &GOOD
+            .replace("5 years", "5 yrs")
+            .replace("Europe/Brussels", "Mars/Olympus"),
+    )
+    .unwrap_err();
     assert_eq!(e.problems.len(), 2, "{e}");
 }

@@ -167,7 +167,9 @@ impl Dialect {
         let unix_utc = cutoff.utc.timestamp();
         match kind {
             SinceKind::Date => {
-                sql.push(col).push(" <= ").bind(Value::Date(cutoff.local.date()));
+                sql.push(col)
+                    .push(" <= ")
+                    .bind(Value::Date(cutoff.local.date()));
             }
             SinceKind::Naive => {
                 sql.push(col).push(" <= ").bind(Value::Naive(cutoff.local));
@@ -183,12 +185,24 @@ impl Dialect {
                 // text without one is local wall time, compared as-if-UTC on both sides.
                 // Text SQLite cannot read gives NULL, which never matches: such a record is
                 // kept, not guessed at.
-                sql.push("(CASE WHEN typeof(").push(col).push(") IN ('integer', 'real') THEN ")
-                    .push(col).push(" <= ").bind(Value::Int(unix_utc))
-                    .push(" WHEN ").push(col).push(" GLOB '*[Zz]' OR ").push(col)
-                    .push(" GLOB '*[+-][0-9][0-9]:[0-9][0-9]' THEN unixepoch(").push(col)
-                    .push(") <= ").bind(Value::Int(unix_utc))
-                    .push(" ELSE unixepoch(").push(col).push(") <= ").bind(Value::Int(unix_local))
+                sql.push("(CASE WHEN typeof(")
+                    .push(col)
+                    .push(") IN ('integer', 'real') THEN ")
+                    .push(col)
+                    .push(" <= ")
+                    .bind(Value::Int(unix_utc))
+                    .push(" WHEN ")
+                    .push(col)
+                    .push(" GLOB '*[Zz]' OR ")
+                    .push(col)
+                    .push(" GLOB '*[+-][0-9][0-9]:[0-9][0-9]' THEN unixepoch(")
+                    .push(col)
+                    .push(") <= ")
+                    .bind(Value::Int(unix_utc))
+                    .push(" ELSE unixepoch(")
+                    .push(col)
+                    .push(") <= ")
+                    .bind(Value::Int(unix_local))
                     .push(" END)");
             }
         }

@@ -166,9 +166,18 @@ impl Db {
     /// Runs a statement outside any explicit transaction.
     pub async fn execute(&self, sql: &Sql) -> Result<u64, DbError> {
         let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds).execute(p).await.map(|r| r.rows_affected()),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds).execute(p).await.map(|r| r.rows_affected()),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds).execute(p).await.map(|r| r.rows_affected()),
+            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
         };
         r.map_err(|e| self.err(e))
     }
@@ -176,9 +185,18 @@ impl Db {
     /// Runs a query whose first column is an integer (a count), one row.
     pub async fn fetch_i64(&self, sql: &Sql) -> Result<i64, DbError> {
         let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0)),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0)),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds).fetch_one(p).await.and_then(|r| r.try_get::<i64, _>(0)),
+            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
+                .fetch_one(p)
+                .await
+                .and_then(|r| r.try_get::<i64, _>(0)),
+            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
+                .fetch_one(p)
+                .await
+                .and_then(|r| r.try_get::<i64, _>(0)),
+            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
+                .fetch_one(p)
+                .await
+                .and_then(|r| r.try_get::<i64, _>(0)),
         };
         r.map_err(|e| self.err(e))
     }
@@ -186,9 +204,18 @@ impl Db {
     /// Runs a query returning rows of text columns (catalog lookups).
     pub async fn fetch_texts(&self, sql: &Sql) -> Result<Vec<Vec<Option<String>>>, DbError> {
         let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await.and_then(|rows| rows.iter().map(texts_of).collect()),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await.and_then(|rows| rows.iter().map(texts_of).collect()),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await.and_then(|rows| rows.iter().map(texts_of).collect()),
+            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(texts_of).collect()),
+            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(texts_of).collect()),
+            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(texts_of).collect()),
         };
         r.map_err(|e| self.err(e))
     }
@@ -196,9 +223,18 @@ impl Db {
     /// Reads records (key first, then text columns) outside a transaction.
     pub async fn fetch_records(&self, sql: &Sql, kind: KeyKind) -> Result<Vec<Record>, DbError> {
         let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await.and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await.and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await.and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
+            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
+            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
+            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(p)
+                .await
+                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
         };
         r.map_err(|e| self.err(e))
     }
@@ -215,7 +251,10 @@ impl Db {
             .push(", '(rolled back)')");
         match self.execute(&sql).await {
             Ok(_) => Ok(false),
-            Err(DbError::Query { unique_violation: true, .. }) => Ok(true),
+            Err(DbError::Query {
+                unique_violation: true,
+                ..
+            }) => Ok(true),
             Err(e) => Err(e),
         }
     }
@@ -264,19 +303,41 @@ impl Tx {
     /// Runs a statement in the transaction; returns the rows it affected.
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
         let r = match &mut self.tx {
-            Txs::Postgres(t) => bind_pg(sqlx::query(&sql.text), &sql.binds).execute(&mut **t).await.map(|r| r.rows_affected()),
-            Txs::MySql(t) => bind_my(sqlx::query(&sql.text), &sql.binds).execute(&mut **t).await.map(|r| r.rows_affected()),
-            Txs::Sqlite(t) => bind_lite(sqlx::query(&sql.text), &sql.binds).execute(&mut **t).await.map(|r| r.rows_affected()),
+            Txs::Postgres(t) => bind_pg(sqlx::query(&sql.text), &sql.binds)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+            Txs::MySql(t) => bind_my(sqlx::query(&sql.text), &sql.binds)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
+            Txs::Sqlite(t) => bind_lite(sqlx::query(&sql.text), &sql.binds)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected()),
         };
         r.map_err(|e| self.err(e))
     }
 
     /// Reads (and, with the dialect's lock suffix in `sql`, locks) records.
-    pub async fn fetch_records(&mut self, sql: &Sql, kind: KeyKind) -> Result<Vec<Record>, DbError> {
+    pub async fn fetch_records(
+        &mut self,
+        sql: &Sql,
+        kind: KeyKind,
+    ) -> Result<Vec<Record>, DbError> {
         let r = match &mut self.tx {
-            Txs::Postgres(t) => bind_pg(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut **t).await.and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Txs::MySql(t) => bind_my(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut **t).await.and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Txs::Sqlite(t) => bind_lite(sqlx::query(&sql.text), &sql.binds).fetch_all(&mut **t).await.and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
+            Txs::Postgres(t) => bind_pg(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(&mut **t)
+                .await
+                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
+            Txs::MySql(t) => bind_my(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(&mut **t)
+                .await
+                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
+            Txs::Sqlite(t) => bind_lite(sqlx::query(&sql.text), &sql.binds)
+                .fetch_all(&mut **t)
+                .await
+                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
         };
         r.map_err(|e| self.err(e))
     }
@@ -298,7 +359,9 @@ where
     usize: sqlx::ColumnIndex<R>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    (0..row.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect()
+    (0..row.len())
+        .map(|i| row.try_get::<Option<String>, _>(i))
+        .collect()
 }
 
 fn record_of<R: Row>(row: &R, kind: KeyKind) -> Result<Record, sqlx::Error>

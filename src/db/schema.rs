@@ -99,7 +99,9 @@ fn classify(dialect: Dialect, data_type: &str) -> ColClass {
         },
         // SQLite's affinity rules (https://sqlite.org/datatype3.html, 3.1).
         Dialect::Sqlite if t.contains("int") => ColClass::Int,
-        Dialect::Sqlite if t.contains("char") || t.contains("clob") || t.contains("text") => ColClass::Text,
+        Dialect::Sqlite if t.contains("char") || t.contains("clob") || t.contains("text") => {
+            ColClass::Text
+        }
         Dialect::Sqlite => ColClass::Other,
     }
 }
@@ -144,7 +146,13 @@ pub async fn describe(db: &Db, table: &TableName) -> Result<Option<TableShape>, 
             uniq.push(" GROUP BY index_name HAVING COUNT(*) = 1");
         }
         Dialect::Sqlite => {
-            let schema = Value::Text(table.schema.as_ref().map_or("main", |s| s.as_str()).to_owned());
+            let schema = Value::Text(
+                table
+                    .schema
+                    .as_ref()
+                    .map_or("main", |s| s.as_str())
+                    .to_owned(),
+            );
             cols.push("SELECT name, type, CASE WHEN \"notnull\" = 1 THEN 'NO' ELSE 'YES' END FROM pragma_table_info(")
                 .bind(name.clone())
                 .push(", ")
@@ -194,7 +202,12 @@ pub async fn describe(db: &Db, table: &TableName) -> Result<Option<TableShape>, 
 /// Checks that `rule` fits `shape` (`None`: the table is missing): every column exists,
 /// the key is unique and readable, `since` is a time, and the action's values fit their
 /// columns. Returns every problem found.
-pub fn check_rule(rule: &Rule, shape: Option<&TableShape>, dialect: Dialect, database: &str) -> Result<RuleShape, Vec<SchemaProblem>> {
+pub fn check_rule(
+    rule: &Rule,
+    shape: Option<&TableShape>,
+    dialect: Dialect,
+    database: &str,
+) -> Result<RuleShape, Vec<SchemaProblem>> {
     let problem = |key: &str, message: String| SchemaProblem {
         key: key.to_owned(),
         message,
@@ -230,10 +243,16 @@ pub fn check_rule(rule: &Rule, shape: Option<&TableShape>, dialect: Dialect, dat
         Action::Delete => {}
         Action::Anonymize(list) => {
             for (name, strategy) in list {
-                action_cols.push((col(name, &format!("anonymize.{name}")), Some(strategy), None));
+                action_cols.push((
+                    col(name, &format!("anonymize.{name}")),
+                    Some(strategy),
+                    None,
+                ));
             }
         }
-        Action::Flag { column, value } => action_cols.push((col(column, "flag.column"), None, Some(value))),
+        Action::Flag { column, value } => {
+            action_cols.push((col(column, "flag.column"), None, Some(value)))
+        }
     }
     let key = key_col.and_then(|c| {
         if !shape.is_unique(dialect, &rule.key) {
@@ -269,7 +288,8 @@ pub fn check_rule(rule: &Rule, shape: Option<&TableShape>, dialect: Dialect, dat
     });
     for (c, strategy, flag) in action_cols.into_iter() {
         let Some(c) = c else { continue };
-        let text_ok = matches!(c.class, ColClass::Text) || (dialect == Dialect::Sqlite && c.class == ColClass::Other);
+        let text_ok = matches!(c.class, ColClass::Text)
+            || (dialect == Dialect::Sqlite && c.class == ColClass::Other);
         match (strategy, flag) {
             (Some(Strategy::Null), _) if !c.nullable => problems.push(problem(&format!("anonymize.{}", c.name), format!(
                 "column '{}' is NOT NULL, so it cannot be set to null; use {{ replace = \"…\" }} instead", c.name

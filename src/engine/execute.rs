@@ -122,7 +122,10 @@ async fn run_batch(
     };
     // The intent must be on disk before the target can commit; if it cannot be written,
     // the open transaction is rolled back when `tx` is dropped.
-    ctx.state.write_intent(&intent).await.map_err(|e| e.to_string())?;
+    ctx.state
+        .write_intent(&intent)
+        .await
+        .map_err(|e| e.to_string())?;
     let act = action_sql(m, &records, ctx.hasher)?;
     let outcome = async {
         let affected = tx.execute(&act).await.map_err(|e| e.to_string())?;
@@ -147,7 +150,10 @@ async fn run_batch(
         Ok(tx) => tx,
         Err(e) => {
             // Nothing committed: the transaction rolled back when it was dropped.
-            ctx.state.drop_intent(&intent.batch_id).await.map_err(|e2| format!("{e}; and {e2}"))?;
+            ctx.state
+                .drop_intent(&intent.batch_id)
+                .await
+                .map_err(|e2| format!("{e}; and {e2}"))?;
             return Err(e);
         }
     };
@@ -175,8 +181,13 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
             sql.push("DELETE FROM ").push(&m.table()).push(" WHERE ");
         }
         Action::Flag { column, value } => {
-            sql.push("UPDATE ").push(&m.table()).push(" SET ").push(&d.ident(column))
-                .push(" = ").bind(flag_value(value)).push(" WHERE ");
+            sql.push("UPDATE ")
+                .push(&m.table())
+                .push(" SET ")
+                .push(&d.ident(column))
+                .push(" = ")
+                .bind(flag_value(value))
+                .push(" WHERE ");
         }
         Action::Anonymize(cols) => {
             sql.push("UPDATE ").push(&m.table()).push(" SET ");
@@ -199,7 +210,10 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
                         sql.push("CASE ").push(&key);
                         for r in records {
                             if let Some(Some(v)) = r.texts.get(hashed) {
-                                sql.push(" WHEN ").bind(r.key.value()).push(" THEN ").bind(Value::Text(hasher.hash(v)));
+                                sql.push(" WHEN ")
+                                    .bind(r.key.value())
+                                    .push(" THEN ")
+                                    .bind(Value::Text(hasher.hash(v)));
                             }
                         }
                         sql.push(" ELSE ").push(&c).push(" END");

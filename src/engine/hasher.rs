@@ -20,17 +20,26 @@ impl Hasher {
         let path = state_dir.join("anonymize.key");
         match std::fs::read_to_string(&path) {
             Ok(s) => {
-                let key = hex::decode(s.trim())
-                    .map_err(|e| format!("{} is not a hex key ({e}); restore it from backup", path.display()))?;
+                let key = hex::decode(s.trim()).map_err(|e| {
+                    format!(
+                        "{} is not a hex key ({e}); restore it from backup",
+                        path.display()
+                    )
+                })?;
                 if key.len() < 16 {
-                    return Err(format!("{} is shorter than 16 bytes; restore it from backup", path.display()));
+                    return Err(format!(
+                        "{} is shorter than 16 bytes; restore it from backup",
+                        path.display()
+                    ));
                 }
                 Ok(Hasher { key })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = vec![0u8; 32];
-                getrandom::getrandom(&mut key).map_err(|e| format!("no randomness for the anonymization key: {e}"))?;
-                let mut f = open_private(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                getrandom::getrandom(&mut key)
+                    .map_err(|e| format!("no randomness for the anonymization key: {e}"))?;
+                let mut f = open_private(&path)
+                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                 f.write_all(hex::encode(&key).as_bytes())
                     .and_then(|()| f.sync_all())
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

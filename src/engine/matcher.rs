@@ -50,11 +50,19 @@ impl Matcher<'_> {
                             sql.push(&c).push(" IS NULL");
                         }
                         Strategy::Replace(v) => {
-                            sql.push("(").push(&c).push(" IS NOT NULL AND ").push(&c).push(" = ")
-                                .bind(Value::Text(v.clone())).push(")");
+                            sql.push("(")
+                                .push(&c)
+                                .push(" IS NOT NULL AND ")
+                                .push(&c)
+                                .push(" = ")
+                                .bind(Value::Text(v.clone()))
+                                .push(")");
                         }
                         Strategy::Hash => {
-                            sql.push("(").push(&c).push(" IS NULL OR ").push(&c)
+                            sql.push("(")
+                                .push(&c)
+                                .push(" IS NULL OR ")
+                                .push(&c)
                                 .push(&format!(" LIKE '{HASH_PREFIX}%')"));
                         }
                     }
@@ -63,8 +71,13 @@ impl Matcher<'_> {
             }
             Action::Flag { column, value } => {
                 let c = d.ident(column);
-                sql.push(" AND NOT (").push(&c).push(" IS NOT NULL AND ").push(&c).push(" = ")
-                    .bind(flag_value(value)).push(")");
+                sql.push(" AND NOT (")
+                    .push(&c)
+                    .push(" IS NOT NULL AND ")
+                    .push(&c)
+                    .push(" = ")
+                    .bind(flag_value(value))
+                    .push(")");
             }
         }
         if let Some(f) = &self.rule.filter {
@@ -75,7 +88,9 @@ impl Matcher<'_> {
     /// `SELECT COUNT(*)` of matching records.
     pub fn count(&self, cutoff: &Cutoff) -> Sql {
         let mut sql = Sql::new(self.dialect);
-        sql.push("SELECT COUNT(*) FROM ").push(&self.table()).push(" WHERE ");
+        sql.push("SELECT COUNT(*) FROM ")
+            .push(&self.table())
+            .push(" WHERE ");
         self.push_condition(&mut sql, cutoff);
         sql
     }
@@ -84,8 +99,11 @@ impl Matcher<'_> {
     pub fn sample(&self, cutoff: &Cutoff, limit: u32) -> Sql {
         let key = self.key();
         let mut sql = Sql::new(self.dialect);
-        sql.push("SELECT ").push(&self.dialect.key_select(&key, self.shape.key))
-            .push(" FROM ").push(&self.table()).push(" WHERE ");
+        sql.push("SELECT ")
+            .push(&self.dialect.key_select(&key, self.shape.key))
+            .push(" FROM ")
+            .push(&self.table())
+            .push(" WHERE ");
         self.push_condition(&mut sql, cutoff);
         sql.push(&format!(" ORDER BY {key} LIMIT {limit}"));
         sql
@@ -97,7 +115,8 @@ impl Matcher<'_> {
         let d = self.dialect;
         let key = self.key();
         let mut sql = Sql::new(d);
-        sql.push("SELECT ").push(&d.key_select(&key, self.shape.key));
+        sql.push("SELECT ")
+            .push(&d.key_select(&key, self.shape.key));
         for col in self.hashed_columns() {
             sql.push(", ").push(&d.text_select(&d.ident(col)));
         }
@@ -106,7 +125,8 @@ impl Matcher<'_> {
         if let Some(v) = after {
             sql.push(&format!(" AND {key} > ")).bind(v.clone());
         }
-        sql.push(&format!(" ORDER BY {key} LIMIT {size}")).push(d.lock_suffix());
+        sql.push(&format!(" ORDER BY {key} LIMIT {size}"))
+            .push(d.lock_suffix());
         sql
     }
 

@@ -60,24 +60,35 @@ pub async fn run_pass(
     tracing::info!(rules = prepared.rules.len(), "pass started");
     let mut outcomes = Vec::new();
     for (rule, readiness) in &prepared.rules {
-        let rule_index = config.rules.iter().position(|r| r.name == rule.name).unwrap_or(0);
+        let rule_index = config
+            .rules
+            .iter()
+            .position(|r| r.name == rule.name)
+            .unwrap_or(0);
         let outcome = match (readiness, prepared.db(rule)) {
-            (Readiness::Ready(m), Some(db)) => match Cutoff::at(started, rule.after, config.daemon.timezone) {
-                Some(cutoff) => {
-                    let ctx = Context {
-                        db,
-                        state,
-                        run_id: &run_id,
-                        rule_index,
-                        hasher: hasher.as_ref(),
-                        stop,
-                    };
-                    execute_rule(m, &cutoff, &ctx).await
+            (Readiness::Ready(m), Some(db)) => {
+                match Cutoff::at(started, rule.after, config.daemon.timezone) {
+                    Some(cutoff) => {
+                        let ctx = Context {
+                            db,
+                            state,
+                            run_id: &run_id,
+                            rule_index,
+                            hasher: hasher.as_ref(),
+                            stop,
+                        };
+                        execute_rule(m, &cutoff, &ctx).await
+                    }
+                    None => failed(
+                        rule,
+                        format!("{} before now is out of the calendar's range", rule.after),
+                    ),
                 }
-                None => failed(rule, format!("{} before now is out of the calendar's range", rule.after)),
-            },
+            }
             (Readiness::Unavailable(why), _) => failed(rule, why.clone()),
-            (Readiness::Ready(_), None) => failed(rule, format!("database '{}' is not open", rule.database)),
+            (Readiness::Ready(_), None) => {
+                failed(rule, format!("database '{}' is not open", rule.database))
+            }
         };
         tracing::info!(rule = %outcome.rule, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
         outcomes.push(outcome);

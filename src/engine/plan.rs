@@ -60,7 +60,10 @@ pub async fn plan(prepared: &Prepared<'_>, at: DateTime<Utc>, tz: Tz) -> Vec<Pla
             }
         };
         let Some(cutoff) = Cutoff::at(at, rule.after, tz) else {
-            p.error = Some(format!("{} before {at} is out of the calendar's range", rule.after));
+            p.error = Some(format!(
+                "{} before {at} is out of the calendar's range",
+                rule.after
+            ));
             out.push(p);
             continue;
         };
@@ -70,7 +73,10 @@ pub async fn plan(prepared: &Prepared<'_>, at: DateTime<Utc>, tz: Tz) -> Vec<Pla
             Err(e) => p.error = Some(e.to_string()),
         }
         if p.count.unwrap_or(0) > 0 {
-            match db.fetch_records(&m.sample(&cutoff, SAMPLE_KEYS), m.shape.key).await {
+            match db
+                .fetch_records(&m.sample(&cutoff, SAMPLE_KEYS), m.shape.key)
+                .await
+            {
                 Ok(rs) => p.sample_keys = rs.into_iter().map(|r| r.key.to_string()).collect(),
                 Err(e) => p.error = Some(e.to_string()),
             }

@@ -39,7 +39,10 @@ impl Prepared<'_> {
 }
 
 /// Connects and checks. `selected` empty means every rule.
-pub async fn prepare<'a>(config: &'a Config, selected: &[String]) -> Result<Prepared<'a>, ConfigError> {
+pub async fn prepare<'a>(
+    config: &'a Config,
+    selected: &[String],
+) -> Result<Prepared<'a>, ConfigError> {
     let rules: Vec<&Rule> = config
         .rules
         .iter()
@@ -51,7 +54,9 @@ pub async fn prepare<'a>(config: &'a Config, selected: &[String]) -> Result<Prep
         if dbs.contains_key(&rule.database) || down.contains_key(&rule.database) {
             continue;
         }
-        let Some(spec) = config.database_of(rule) else { continue };
+        let Some(spec) = config.database_of(rule) else {
+            continue;
+        };
         match Db::connect(spec).await {
             Ok(db) => {
                 dbs.insert(rule.database.clone(), db);
@@ -97,7 +102,15 @@ pub async fn prepare<'a>(config: &'a Config, selected: &[String]) -> Result<Prep
     }
 }
 
-async fn shape_of(db: &Db, rule: &Rule) -> Result<Result<RuleShape, Vec<schema::SchemaProblem>>, DbError> {
+async fn shape_of(
+    db: &Db,
+    rule: &Rule,
+) -> Result<Result<RuleShape, Vec<schema::SchemaProblem>>, DbError> {
     let table = schema::describe(db, &rule.table).await?;
-    Ok(schema::check_rule(rule, table.as_ref(), db.dialect, &rule.database))
+    Ok(schema::check_rule(
+        rule,
+        table.as_ref(),
+        db.dialect,
+        &rule.database,
+    ))
 }

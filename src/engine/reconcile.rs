@@ -15,20 +15,31 @@ pub async fn reconcile(config: &Config, state: &State) -> Result<Reconciled, Sta
     if pending.is_empty() {
         return Ok(out);
     }
-    tracing::warn!(batches = pending.len(), "settling batches left in doubt by an interrupted pass");
+    tracing::warn!(
+        batches = pending.len(),
+        "settling batches left in doubt by an interrupted pass"
+    );
     let mut dbs: BTreeMap<String, Result<Db, String>> = BTreeMap::new();
     for intent in pending {
         if !dbs.contains_key(&intent.database) {
             let db = match config.databases.get(&intent.database) {
                 Some(spec) => Db::connect(spec).await.map_err(|e| e.to_string()),
-                None => Err(format!("database '{}' is no longer in the config; put it back to settle this batch", intent.database)),
+                None => Err(format!(
+                    "database '{}' is no longer in the config; put it back to settle this batch",
+                    intent.database
+                )),
             };
             dbs.insert(intent.database.clone(), db);
         }
         let db = match dbs.get(&intent.database) {
             Some(Ok(db)) => db,
             Some(Err(e)) => {
-                out.unresolved.push(format!("batch {} ({} records, rule {}): {e}", intent.batch_id, intent.keys.len(), intent.rule));
+                out.unresolved.push(format!(
+                    "batch {} ({} records, rule {}): {e}",
+                    intent.batch_id,
+                    intent.keys.len(),
+                    intent.rule
+                ));
                 continue;
             }
             None => continue,
@@ -45,7 +56,12 @@ pub async fn reconcile(config: &Config, state: &State) -> Result<Reconciled, Sta
                 out.dropped_batches += 1;
                 tracing::info!(batch = %intent.batch_id, rule = %intent.rule, "batch had not committed: nothing to audit");
             }
-            Err(e) => out.unresolved.push(format!("batch {} ({} records, rule {}): {e}", intent.batch_id, intent.keys.len(), intent.rule)),
+            Err(e) => out.unresolved.push(format!(
+                "batch {} ({} records, rule {}): {e}",
+                intent.batch_id,
+                intent.keys.len(),
+                intent.rule
+            )),
         }
     }
     for db in dbs.values().flatten() {

@@ -117,7 +117,9 @@ impl Labels {
 /// Renders `s` in `format` and `lang`.
 pub fn render(s: &RunSummary, format: Format, lang: Language) -> String {
     match format {
-        Format::Json => serde_json::to_string_pretty(s).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+        Format::Json => {
+            serde_json::to_string_pretty(s).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        }
         Format::Text => text(s, labels(lang)),
         Format::Html => html(s, labels(lang)),
     }
@@ -125,12 +127,27 @@ pub fn render(s: &RunSummary, format: Format, lang: Language) -> String {
 
 fn text(s: &RunSummary, l: &Labels) -> String {
     let mut o = String::new();
-    let outcome = if s.failed() { l.outcome_failed } else { l.outcome_ok };
+    let outcome = if s.failed() {
+        l.outcome_failed
+    } else {
+        l.outcome_ok
+    };
     let _ = writeln!(o, "{} — {} {} ({outcome})", l.title, l.pass, s.run_id);
-    let _ = writeln!(o, "{} {}, {} {}", l.started, s.started_at, l.finished, s.finished_at);
+    let _ = writeln!(
+        o,
+        "{} {}, {} {}",
+        l.started, s.started_at, l.finished, s.finished_at
+    );
     let _ = writeln!(o);
     for r in &s.rules {
-        let _ = writeln!(o, "{:<32} {:>8} {:<20} {}", r.rule, r.acted, l.action(&r.action), l.status(r.status));
+        let _ = writeln!(
+            o,
+            "{:<32} {:>8} {:<20} {}",
+            r.rule,
+            r.acted,
+            l.action(&r.action),
+            l.status(r.status)
+        );
         if let Some(d) = &r.description {
             let _ = writeln!(o, "    {d}");
         }
@@ -147,18 +164,28 @@ fn text(s: &RunSummary, l: &Labels) -> String {
         let _ = writeln!(
             o,
             "{}: {} batches confirmed ({} records), {} rolled back",
-            l.settled, s.reconciled.confirmed_batches, s.reconciled.confirmed_entries, s.reconciled.dropped_batches
+            l.settled,
+            s.reconciled.confirmed_batches,
+            s.reconciled.confirmed_entries,
+            s.reconciled.dropped_batches
         );
     }
     for u in &s.reconciled.unresolved {
         let _ = writeln!(o, "{}: {u}", l.unresolved);
     }
-    let _ = writeln!(o, "{}: {} {} {}", l.trail, s.audit_entries, l.entries, s.audit_head);
+    let _ = writeln!(
+        o,
+        "{}: {} {} {}",
+        l.trail, s.audit_entries, l.entries, s.audit_head
+    );
     o
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn html(s: &RunSummary, l: &Labels) -> String {
@@ -181,7 +208,11 @@ fn html(s: &RunSummary, l: &Labels) -> String {
             l.status(r.status)
         );
     }
-    let outcome = if s.failed() { l.outcome_failed } else { l.outcome_ok };
+    let outcome = if s.failed() {
+        l.outcome_failed
+    } else {
+        l.outcome_ok
+    };
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>\
 body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}table{{border-collapse:collapse;width:100%}}\

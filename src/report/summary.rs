@@ -79,7 +79,8 @@ pub struct RunSummary {
 impl RunSummary {
     /// Whether any rule failed or any batch is still in doubt.
     pub fn failed(&self) -> bool {
-        self.rules.iter().any(|r| r.status == RuleStatus::Failed) || !self.reconciled.unresolved.is_empty()
+        self.rules.iter().any(|r| r.status == RuleStatus::Failed)
+            || !self.reconciled.unresolved.is_empty()
     }
 
     /// Records acted on in the pass.

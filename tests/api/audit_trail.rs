@@ -1,0 +1,110 @@
+//! `audit verify` proves the trail whole, and names the first entry that was edited,
+//! removed or reordered in the state database.
+
+use crate::helpers::{config_head, run, write_config, Kind, TestDb};
+use retentiond::state::State;
+
+async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
+    let db = TestDb::new(Kind::Sqlite).await?;
+    db.exec(
+        "CREATE TABLE applicants (id INTEGER PRIMARY KEY, decided_at TEXT);
+         INSERT INTO applicants VALUES (1, '2020-01-01'), (2, '2020-01-02'), (3, '2020-01-03'), (4, '2020-01-04'), (5, '2020-01-05'), (6, NULL)",
+    )
+    .await;
+    let config = write_config(
+        db.dir.path(),
+        &format!(
+            "{}[[rule]]\nname = \"old\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"applicants\"\nkey = \"id\"\nexpires = {{ since = \"decided_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = 2\n",
+            config_head(&db)
+        ),
+    );
+    let r = run(&config, &["run", "--once"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&config, &["audit", "verify"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("5 entries"), "{}", r.stdout);
+    Some((db, config))
+}
+
+async fn tamper(db: &TestDb, sql: &str) {
+    let state = State::open(&db.state_dir()).await.expect("state");
+    sqlx::raw_sql(sql)
+        .execute(state.pool())
+        .await
+        .expect("tamper");
+    state.close().await;
+}
+
+fn broken_at(config: &std::path::Path, seq: i64) {
+    let r = run(config, &["audit", "verify"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("BROKEN at entry {seq}")),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn verify_names_an_edited_entry() {
+    let Some((db, config)) = trail_of_five().await else {
+        return;
+    };
+    tamper(&db, "UPDATE audit SET key = '99' WHERE seq = 3").await;
+    broken_at(&config, 3);
+}
+
+#[tokio::test]
+async fn verify_names_the_gap_of_a_removed_entry() {
+    let Some((db, config)) = trail_of_five().await else {
+        return;
+    };
+    tamper(&db, "DELETE FROM audit WHERE seq = 2").await;
+    broken_at(&config, 3);
+}
+
+#[tokio::test]
+async fn verify_names_reordered_entries() {
+    let Some((db, config)) = trail_of_five().await else {
+        return;
+    };
+    tamper(&db, "UPDATE audit SET seq = 100 WHERE seq = 2; UPDATE audit SET seq = 2 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 100").await;
+    broken_at(&config, 2);
+}
+
+#[tokio::test]
+async fn verify_notices_entries_cut_from_the_end() {
+    let Some((db, config)) = trail_of_five().await else {
+        return;
+    };
+    tamper(&db, "DELETE FROM audit WHERE seq = 5").await;
+    broken_at(&config, 5);
+}
+
+#[tokio::test]
+async fn export_filters_by_time_and_writes_csv_with_a_header() {
+    let Some((_db, config)) = trail_of_five().await else {
+        return;
+    };
+    let r = run(
+        &config,
+        &[
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "--since",
+            "2000-01-01",
+        ],
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "seq,at,run_id,rule,database,table,action,key,legal_basis,hash,prev_hash"
+    );
+    assert_eq!(lines.len(), 6);
+    let r = run(&config, &["audit", "export", "--until", "2000-01-01"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    let r = run(&config, &["audit", "export", "--since", "yesterday"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real binary against real PostgreSQL, MariaDB and SQLite.
+//! One test crate (one link step); each test makes its own database.
+
+mod audit_trail;
+mod config_errors;
+mod crash;
+mod enforcement;
+mod helpers;
+mod time_columns;
