@@ -179,3 +179,10 @@ fn several_problems_are_reported_at_once() {
     .unwrap_err();
     assert_eq!(e.problems.len(), 2, "{e}");
 }
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let src = include_str!("../../config/retentiond.toml");
+    let c = load(src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.rules.len(), 5);
+}

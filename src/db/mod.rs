@@ -138,6 +138,15 @@ impl Db {
                 )
             }
             Engine::Sqlite => {
+                let path = spec.url.trim_start_matches("sqlite://");
+                let path = path.split('?').next().unwrap_or(path);
+                if !std::path::Path::new(path).exists() {
+                    return Err(DbError::Connect {
+                        database: spec.name.clone(),
+                        url: spec.masked_url(),
+                        reason: format!("the file {path} does not exist (retentiond never creates a database; check the path, and ReadWritePaths= under systemd)"),
+                    });
+                }
                 let o = SqliteConnectOptions::from_str(&spec.url)
                     .map_err(connect_err)?
                     .create_if_missing(false)
