@@ -229,11 +229,11 @@ impl State {
         Ok(())
     }
 
-    /// The last finished pass, or a given one.
+    /// The last pass that finished with a summary, or a given one.
     pub async fn run(&self, run_id: Option<&str>) -> Result<Option<RunRow>, StateError> {
         let q = match run_id {
             Some(_) => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE run_id = ?1",
-            None => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE finished_at IS NOT NULL ORDER BY started_at DESC, rowid DESC LIMIT 1",
+            None => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE summary IS NOT NULL ORDER BY started_at DESC, rowid DESC LIMIT 1",
         };
         let mut query = sqlx::query(q);
         if let Some(id) = run_id {

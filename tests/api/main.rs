@@ -5,5 +5,6 @@ mod audit_trail;
 mod config_errors;
 mod crash;
 mod enforcement;
+mod failures;
 mod helpers;
 mod time_columns;
