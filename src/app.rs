@@ -3,7 +3,7 @@
 //! command line and sets up logging.
 
 use crate::audit::{self, export, Verdict};
-use crate::config::{self, Config, Language};
+use crate::config::{self, Config};
 use crate::engine::pass::{run_pass, PassError};
 use crate::engine::plan::{plan as plan_rules, PlannedRule};
 use crate::engine::prepare::prepare;
@@ -15,30 +15,7 @@ use chrono_tz::Tz;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-/// Exit statuses (PRODUCT.md: fixed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// 0: success.
-    Success,
-    /// 1: a runtime failure (a rule failed, a database unreachable, the trail broken).
-    Failure,
-    /// 2: bad command line.
-    Usage,
-    /// 78: invalid config; nothing was touched.
-    Config,
-}
-
-impl Exit {
-    /// The process exit code.
-    pub fn code(self) -> u8 {
-        match self {
-            Exit::Success => 0,
-            Exit::Failure => 1,
-            Exit::Usage => 2,
-            Exit::Config => 78,
-        }
-    }
-}
+pub use crate::exit::Exit;
 
 fn load(path: &Path) -> Result<Config, Exit> {
     config::load(path).map_err(|e| {
@@ -64,6 +41,14 @@ pub fn parse_moment(s: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
         .earliest()
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| format!("'{s}' has no midnight in {tz}"))
+}
+
+/// `run`: the daemon (see [`crate::daemon`]).
+pub async fn run_daemon(path: &Path) -> Exit {
+    match load(path) {
+        Ok(config) => crate::daemon::run(path, config).await,
+        Err(e) => e,
+    }
 }
 
 /// `check`: config, connections, tables and columns, and what each rule would do now.
@@ -239,8 +224,11 @@ async fn one_pass(
     state.close().await;
     match result {
         Ok(summary) => {
-            if let Err(e) = save_reports(&config.daemon.state_dir, &summary, config.daemon.language)
-            {
+            if let Err(e) = crate::report::files::save(
+                &config.daemon.state_dir,
+                &summary,
+                config.daemon.language,
+            ) {
                 tracing::warn!(error = %e, "could not save the report files");
             }
             Ok(summary)
@@ -253,93 +241,6 @@ async fn one_pass(
             eprintln!("error: {e}");
             Err(Exit::Failure)
         }
-    }
-}
-
-/// Writes `state_dir/reports/<run_id>.{txt,html}`.
-fn save_reports(
-    state_dir: &Path,
-    s: &RunSummary,
-    lang: Language,
-) -> std::io::Result<std::path::PathBuf> {
-    let dir = state_dir.join("reports");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join(format!("{}.txt", s.run_id)),
-        render::render(s, Format::Text, lang),
-    )?;
-    let html = dir.join(format!("{}.html", s.run_id));
-    std::fs::write(&html, render::render(s, Format::Html, lang))?;
-    Ok(html)
-}
-
-/// `run`: the daemon. A pass on every tick of the schedule, until SIGTERM or SIGINT; a
-/// signal during a pass lets the batch in flight finish and stops before the next.
-pub async fn run_daemon(path: &Path) -> Exit {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let stop = CancellationToken::new();
-    let signals = stop.clone();
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        tracing::info!("stop signal received: finishing the batch in flight");
-        signals.cancel();
-    });
-    tracing::info!(schedule = %config.daemon.schedule_text, timezone = %config.daemon.timezone, "retentiond started");
-    loop {
-        let Some(next) = config
-            .daemon
-            .schedule
-            .upcoming(config.daemon.timezone)
-            .next()
-        else {
-            tracing::error!("the schedule has no future tick; nothing to do");
-            return Exit::Failure;
-        };
-        tracing::info!(next = %next.to_rfc3339(), "next pass");
-        let wait = (next.with_timezone(&Utc) - Utc::now())
-            .to_std()
-            .unwrap_or_default();
-        tokio::select! {
-            () = stop.cancelled() => return Exit::Success,
-            () = tokio::time::sleep(wait) => {}
-        }
-        match one_pass(&config, &[], &stop).await {
-            Ok(s) => {
-                tracing::info!(run_id = %s.run_id, rows = s.total_acted(), status = %s.status, "pass done")
-            }
-            Err(_) => tracing::error!("pass failed; next pass on schedule"),
-        }
-        if stop.is_cancelled() {
-            return Exit::Success;
-        }
-    }
-}
-
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

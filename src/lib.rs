@@ -6,8 +6,10 @@
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod engine;
+pub mod exit;
 pub mod report;
 pub mod state;

@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS chain_head (
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rule_runs (
+    rule TEXT PRIMARY KEY,
+    last_started_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pending (
     batch_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -208,6 +212,41 @@ impl State {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Records that `rules` started in a pass (for catching up missed passes per rule).
+    pub async fn mark_rules_started(
+        &self,
+        rules: &[&str],
+        started_at: &str,
+    ) -> Result<(), StateError> {
+        let mut tx = self.pool.begin().await?;
+        for rule in rules {
+            sqlx::query("INSERT INTO rule_runs (rule, last_started_at) VALUES (?1, ?2) ON CONFLICT (rule) DO UPDATE SET last_started_at = excluded.last_started_at")
+                .bind(rule)
+                .bind(started_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// When `rule` last started a pass, if ever.
+    pub async fn rule_last_started(&self, rule: &str) -> Result<Option<String>, StateError> {
+        let r = sqlx::query("SELECT last_started_at FROM rule_runs WHERE rule = ?1")
+            .bind(rule)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// When the last pass that ended `ok` finished, if ever.
+    pub async fn last_success(&self) -> Result<Option<String>, StateError> {
+        let r = sqlx::query("SELECT MAX(finished_at) FROM runs WHERE status = 'ok'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get(0)?)
     }
 
     /// Records the end of a pass with its summary.

@@ -129,6 +129,7 @@ impl Validator<'_> {
             schedule: None,
             timezone: None,
             report_language: None,
+            metrics_listen: None,
         });
         let state_dir = match raw.state_dir {
             Some(s) if s.get_ref().trim().is_empty() => {
@@ -147,22 +148,9 @@ impl Validator<'_> {
             .as_ref()
             .map(|s| s.get_ref().clone())
             .unwrap_or_else(|| "0 30 2 * * *".to_owned());
-        let schedule = match cron::Schedule::from_str(&schedule_text) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                if let Some(at) = &raw.schedule {
-                    self.err(
-                        at,
-                        "daemon.schedule",
-                        format!(
-                            "'{schedule_text}' is not a valid cron schedule ({e}); it has \
-                             seconds first: \"sec min hour day-of-month month day-of-week\", \
-                             e.g. \"0 30 2 * * *\" for 02:30 every night"
-                        ),
-                    );
-                }
-                None
-            }
+        let schedule = match &raw.schedule {
+            Some(at) => self.cron(at, "daemon.schedule"),
+            None => cron::Schedule::from_str(&schedule_text).ok(),
         };
         let timezone = match &raw.timezone {
             None => Some(chrono_tz::UTC),
@@ -194,7 +182,22 @@ impl Validator<'_> {
                 None
             }
         };
+        let metrics_listen = match &raw.metrics_listen {
+            None => Some(None),
+            Some(at) => match at.get_ref().parse::<std::net::SocketAddr>() {
+                Ok(a) => Some(Some(a)),
+                Err(_) => {
+                    let msg = format!(
+                        "'{}' is not an address:port; write e.g. \"127.0.0.1:9464\"",
+                        at.get_ref()
+                    );
+                    self.err(at, "daemon.metrics_listen", msg);
+                    None
+                }
+            },
+        };
         Some(Daemon {
+            metrics_listen: metrics_listen?,
             state_dir: state_dir?,
             schedule: schedule?,
             schedule_text,
@@ -261,6 +264,20 @@ impl Validator<'_> {
             secret: secret?,
             line,
         })
+    }
+
+    fn cron(&mut self, at: &Spanned<String>, key: &str) -> Option<cron::Schedule> {
+        cron::Schedule::from_str(at.get_ref())
+            .map_err(|e| {
+                let msg = format!(
+                    "'{}' is not a valid cron schedule ({e}); it has seconds first: \
+                     \"sec min hour day-of-month month day-of-week\", e.g. \"0 30 2 * * *\" \
+                     for 02:30 every night",
+                    at.get_ref()
+                );
+                self.err(at, key, msg)
+            })
+            .ok()
     }
 
     fn ident(&mut self, s: &Spanned<String>, key: &str) -> Option<Ident> {
@@ -343,7 +360,14 @@ impl Validator<'_> {
                 .map_err(|m| self.err(&p, key("batch_pause"), m))
                 .ok(),
         };
+        let schedule = match &r.schedule {
+            None => Some(None),
+            Some(at) => self
+                .cron(at, &key("schedule"))
+                .map(|s| Some((s, at.get_ref().clone()))),
+        };
         Some(Rule {
+            schedule: schedule?,
             name: rn.clone(),
             description: r.description.map(Spanned::into_inner),
             legal_basis: r.legal_basis.map(Spanned::into_inner).unwrap_or_default(),

@@ -50,6 +50,8 @@ pub struct Daemon {
     pub timezone: Tz,
     /// Report language.
     pub language: Language,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Which database engine a URL speaks to.
@@ -224,6 +226,8 @@ pub struct Rule {
     pub batch_size: u32,
     /// Pause between batches, to leave the database breathing room.
     pub batch_pause: std::time::Duration,
+    /// Its own schedule, overriding `[daemon] schedule` (with the text as written).
+    pub schedule: Option<(cron::Schedule, String)>,
     /// The line of the `[[rule]]`, to pin database problems on.
     pub line: usize,
 }

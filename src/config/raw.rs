@@ -24,6 +24,7 @@ pub struct RawDaemon {
     pub schedule: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub report_language: Option<Spanned<String>>,
+    pub metrics_listen: Option<Spanned<String>>,
 }
 
 /// `[databases.NAME]`.
@@ -52,6 +53,7 @@ pub struct RawRule {
     pub flag: Option<Spanned<RawFlag>>,
     pub batch_size: Option<Spanned<i64>>,
     pub batch_pause: Option<Spanned<String>>,
+    pub schedule: Option<Spanned<String>>,
 }
 
 /// `expires = { since = "...", after = "..." }`.

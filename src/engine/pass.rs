@@ -55,6 +55,12 @@ pub async fn run_pass(
     let run_id = new_run_id(started);
     let started_at = time_text(started);
     state.start_run(&run_id, &started_at).await?;
+    let names: Vec<&str> = prepared
+        .rules
+        .iter()
+        .map(|(r, _)| r.name.as_str())
+        .collect();
+    state.mark_rules_started(&names, &started_at).await?;
     let span = tracing::info_span!("pass", run_id = %run_id);
     let _enter = span.enter();
     tracing::info!(rules = prepared.rules.len(), "pass started");

@@ -4,6 +4,7 @@
 mod audit_trail;
 mod config_errors;
 mod crash;
+mod daemon;
 mod enforcement;
 mod failures;
 mod helpers;

@@ -1,0 +1,285 @@
+//! `retentiond run`: the long-running daemon. It runs passes on the schedule (per rule, if
+//! a rule has its own), catches up a pass missed while it was down, never overlaps passes,
+//! reloads on SIGHUP (validating first), stops cleanly on SIGTERM/SIGINT, and tells systemd
+//! and Prometheus how it is doing. Idle between passes, it sleeps.
+
+pub mod metrics;
+pub mod notify;
+pub mod schedule;
+pub mod signal;
+
+use crate::config::{self, Config};
+use crate::engine::pass::{run_pass, PassError};
+use crate::engine::prepare::prepare;
+use crate::exit::Exit;
+use crate::report::summary::RunSummary;
+use crate::state::State;
+use chrono::{DateTime, Utc};
+use metrics::Metrics;
+use signal::SignalTo;
+use std::path::Path;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+/// The next pass: when, and which rules (all rules sharing the earliest tick).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// When it is due.
+    pub at: DateTime<Utc>,
+    /// The rules due then.
+    pub rules: Vec<String>,
+}
+
+fn schedule_of<'a>(config: &'a Config, rule: &'a config::Rule) -> &'a cron::Schedule {
+    rule.schedule
+        .as_ref()
+        .map_or(&config.daemon.schedule, |(s, _)| s)
+}
+
+/// The earliest tick after `now` over every rule's schedule.
+pub fn next_due(config: &Config, now: DateTime<Utc>) -> Option<Due> {
+    let tz = config.daemon.timezone;
+    let ticks: Vec<(DateTime<Utc>, &str)> = config
+        .rules
+        .iter()
+        .filter_map(|r| {
+            schedule::next_tick(schedule_of(config, r), tz, now).map(|t| (t, r.name.as_str()))
+        })
+        .collect();
+    let at = ticks.iter().map(|(t, _)| *t).min()?;
+    Some(Due {
+        at,
+        rules: ticks
+            .iter()
+            .filter(|(t, _)| *t == at)
+            .map(|(_, n)| (*n).to_owned())
+            .collect(),
+    })
+}
+
+/// Rules whose schedule ticked since they last ran (the daemon was down): due now, once.
+async fn missed(config: &Config, state: &State, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in &config.rules {
+        let last = state.rule_last_started(&rule.name).await.ok().flatten();
+        let Some(last) = last.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()) else {
+            continue;
+        };
+        if schedule::missed(
+            schedule_of(config, rule),
+            config.daemon.timezone,
+            last.with_timezone(&Utc),
+            now,
+        ) {
+            out.push(rule.name.clone());
+        }
+    }
+    out
+}
+
+/// What the daemon keeps between passes.
+struct Daemon<'p> {
+    path: &'p Path,
+    config: Config,
+    state: State,
+    metrics: Metrics,
+    signals: UnboundedReceiver<SignalTo>,
+    last: String,
+}
+
+/// Runs the daemon with an already validated `config` (read from `path`, re-read on SIGHUP).
+pub async fn run(path: &Path, config: Config) -> Exit {
+    let state = match State::open(&config.daemon.state_dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the state database");
+            return Exit::Failure;
+        }
+    };
+    let signals = match signal::listen() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for signals");
+            return Exit::Failure;
+        }
+    };
+    let last_success = state.last_success().await.ok().flatten();
+    let metrics = Metrics::new(last_success.as_deref());
+    if let Some(addr) = config.daemon.metrics_listen {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+                metrics.clone().serve(l);
+            }
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot listen for metrics (daemon.metrics_listen)");
+                return Exit::Failure;
+            }
+        }
+    }
+    notify::spawn_watchdog();
+    let mut d = Daemon {
+        path,
+        config,
+        state,
+        metrics,
+        signals,
+        last: "no pass yet".into(),
+    };
+    tracing::info!(schedule = %d.config.daemon.schedule_text, timezone = %d.config.daemon.timezone, rules = d.config.rules.len(), "retentiond started");
+    notify::ready();
+    let exit = d.serve().await;
+    d.state.close().await;
+    exit
+}
+
+impl Daemon<'_> {
+    async fn serve(&mut self) -> Exit {
+        let caught_up = missed(&self.config, &self.state, Utc::now()).await;
+        let mut due = if caught_up.is_empty() {
+            next_due(&self.config, Utc::now())
+        } else {
+            tracing::info!(rules = ?caught_up, "a pass was due while retentiond was down: running it now");
+            Some(Due {
+                at: Utc::now(),
+                rules: caught_up,
+            })
+        };
+        loop {
+            let Some(next) = due.clone() else {
+                tracing::error!("no schedule has a future tick; nothing to do");
+                return Exit::Failure;
+            };
+            let when = next.at.with_timezone(&self.config.daemon.timezone);
+            notify::status(&format!(
+                "next pass {} ({} rules); last: {}",
+                when.format("%Y-%m-%d %H:%M:%S %Z"),
+                next.rules.len(),
+                self.last
+            ));
+            tracing::info!(next = %when.to_rfc3339(), rules = next.rules.len(), "waiting for the next pass");
+            let wait = (next.at - Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                sig = self.signals.recv() => match sig {
+                    Some(SignalTo::Reload) => self.reload().await,
+                    Some(SignalTo::Shutdown) | None => {
+                        notify::stopping();
+                        tracing::info!("stopping");
+                        return Exit::Success;
+                    }
+                },
+                () = tokio::time::sleep(wait) => {
+                    if let Some(exit) = self.pass(&next.rules).await {
+                        return exit;
+                    }
+                }
+            }
+            due = next_due(&self.config, Utc::now());
+        }
+    }
+
+    /// Runs one pass while still answering signals. `Some(exit)` when the daemon must stop.
+    async fn pass(&mut self, rules: &[String]) -> Option<Exit> {
+        let stop = CancellationToken::new();
+        let mut reload = false;
+        let result = {
+            let pass = run_pass(&self.config, &self.state, rules, &stop);
+            tokio::pin!(pass);
+            loop {
+                tokio::select! {
+                    r = &mut pass => break r,
+                    sig = self.signals.recv() => match sig {
+                        Some(SignalTo::Reload) => reload = true,
+                        Some(SignalTo::Shutdown) | None if stop.is_cancelled() => {
+                            tracing::warn!("second stop signal: stopping at once; the next start settles the batch in flight");
+                            std::process::exit(i32::from(Exit::Failure.code()));
+                        }
+                        Some(SignalTo::Shutdown) | None => {
+                            notify::stopping();
+                            tracing::info!("stop signal: finishing the batch in flight, then stopping");
+                            stop.cancel();
+                        }
+                    },
+                }
+            }
+        };
+        self.after_pass(rules, result);
+        if stop.is_cancelled() {
+            return Some(Exit::Success);
+        }
+        if reload {
+            self.reload().await;
+        }
+        None
+    }
+
+    fn after_pass(&mut self, rules: &[String], result: Result<RunSummary, PassError>) {
+        match result {
+            Ok(s) => {
+                if let Err(e) = crate::report::files::save(
+                    &self.config.daemon.state_dir,
+                    &s,
+                    self.config.daemon.language,
+                ) {
+                    tracing::warn!(error = %e, "could not save the report files");
+                }
+                self.metrics.record(&s);
+                self.last = format!(
+                    "{} {} at {}, {} records",
+                    s.run_id,
+                    s.status,
+                    s.finished_at,
+                    s.total_acted()
+                );
+                tracing::info!(run_id = %s.run_id, rows = s.total_acted(), status = %s.status, "pass done");
+            }
+            Err(e) => {
+                let names: Vec<String> = if rules.is_empty() {
+                    self.config.rules.iter().map(|r| r.name.clone()).collect()
+                } else {
+                    rules.to_vec()
+                };
+                self.metrics.record_refused(&names);
+                self.last = format!(
+                    "pass refused at {}: {}",
+                    Utc::now().to_rfc3339(),
+                    e.to_string().trim()
+                );
+                tracing::error!(error = %e.to_string().trim(), "pass could not run; next pass on schedule");
+            }
+        }
+    }
+
+    /// Reads the config again; swaps it in only if it is valid and every rule fits its
+    /// table. Otherwise says exactly why and keeps running on the old one.
+    async fn reload(&mut self) {
+        notify::reloading();
+        match self.validate_new().await {
+            Ok(new) => {
+                tracing::info!(rules = new.rules.len(), schedule = %new.daemon.schedule_text, "config reloaded");
+                self.config = new;
+            }
+            Err(why) => tracing::error!(
+                "config reload refused, still running on the previous config: {why}"
+            ),
+        }
+        notify::ready();
+    }
+
+    async fn validate_new(&self) -> Result<Config, String> {
+        let new = config::load(self.path).map_err(|e| e.to_string())?;
+        if new.daemon.state_dir != self.config.daemon.state_dir {
+            return Err(format!(
+                "daemon.state_dir changed ({} → {}); that needs a restart",
+                self.config.daemon.state_dir.display(),
+                new.daemon.state_dir.display()
+            ));
+        }
+        if new.daemon.metrics_listen != self.config.daemon.metrics_listen {
+            return Err("daemon.metrics_listen changed; that needs a restart".into());
+        }
+        let prepared = prepare(&new, &[]).await.map_err(|e| e.to_string())?;
+        prepared.close().await;
+        Ok(new)
+    }
+}
