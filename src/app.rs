@@ -4,7 +4,7 @@
 
 use crate::audit::{self, export, Verdict};
 use crate::config::{self, Config};
-use crate::engine::pass::{run_pass, PassError};
+use crate::engine::pass::{run_pass, PassError, PassOptions};
 use crate::engine::plan::{plan as plan_rules, PlannedRule};
 use crate::engine::prepare::prepare;
 use crate::report::render::{self, Format};
@@ -106,6 +106,7 @@ pub async fn check(path: &Path) -> Exit {
 fn print_plan(planned: &[PlannedRule]) -> bool {
     let mut failed = false;
     for p in planned {
+        let held: u64 = p.held.iter().map(|h| h.records).sum();
         match (&p.error, p.count) {
             (Some(e), _) => {
                 failed = true;
@@ -125,10 +126,27 @@ fn print_plan(planned: &[PlannedRule]) -> bool {
                         }
                     )
                 };
+                let mode = if p.mode == "report" {
+                    " [report only]"
+                } else {
+                    ""
+                };
                 println!(
-                    "  {:<32} {:<9} {n:>8} records in {}.{}{sample}",
+                    "  {:<32} {:<9} {n:>8} records in {}.{}{sample}{mode}",
                     p.rule, p.action, p.database, p.table
                 );
+                if held > 0 {
+                    let names: Vec<&str> = p.held.iter().map(|h| h.hold.as_str()).collect();
+                    println!(
+                        "  {:<32} {:<9} {held:>8} held back by legal holds ({})",
+                        "",
+                        "",
+                        names.join(", ")
+                    );
+                }
+                if let Some(b) = &p.brake {
+                    println!("  {:<32} BRAKE: {b}", "");
+                }
             }
             (None, None) => {}
         }
@@ -177,7 +195,8 @@ pub async fn plan(path: &Path, at: Option<&str>, json: bool) -> Exit {
 }
 
 /// `run --once`: one pass now; prints the summary and saves it under `state_dir/reports`.
-pub async fn run_once(path: &Path, rules: &[String]) -> Exit {
+/// `confirm` approves the exact count the single selected rule may act on past its brake.
+pub async fn run_once(path: &Path, rules: &[String], confirm: Option<u64>) -> Exit {
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => return e,
@@ -194,7 +213,17 @@ pub async fn run_once(path: &Path, rules: &[String]) -> Exit {
         );
         return Exit::Usage;
     }
-    match one_pass(&config, rules, &CancellationToken::new()).await {
+    if confirm.is_some() && rules.len() != 1 {
+        eprintln!(
+            "error: --confirm approves one rule's count: give exactly one --rule NAME with it"
+        );
+        return Exit::Usage;
+    }
+    let options = PassOptions {
+        rules: rules.to_vec(),
+        confirm,
+    };
+    match one_pass(&config, &options, &CancellationToken::new()).await {
         Ok(summary) => {
             print!(
                 "{}",
@@ -213,14 +242,14 @@ pub async fn run_once(path: &Path, rules: &[String]) -> Exit {
 /// Runs a pass and saves its reports; maps pass errors to exit statuses.
 async fn one_pass(
     config: &Config,
-    rules: &[String],
+    options: &PassOptions,
     stop: &CancellationToken,
 ) -> Result<RunSummary, Exit> {
     let state = State::open(&config.daemon.state_dir).await.map_err(|e| {
         eprintln!("error: {e}");
         Exit::Failure
     })?;
-    let result = run_pass(config, &state, rules, stop).await;
+    let result = run_pass(config, &state, options, stop).await;
     state.close().await;
     match result {
         Ok(summary) => {
@@ -251,6 +280,72 @@ async fn open_state(config: &Config) -> Result<Option<State>, Exit> {
             eprintln!("error: {e}");
             Exit::Failure
         })
+}
+
+/// `holds`: every legal hold, whether it is in force, how many records it covers, and how
+/// many of those a rule would act on now if not for the hold.
+pub async fn holds(path: &Path) -> Exit {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if config.holds.is_empty() {
+        println!("no legal holds in {}", config.path.display());
+        return Exit::Success;
+    }
+    let prepared = match prepare(&config, &[]).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprint!("error: {e}");
+            return Exit::Config;
+        }
+    };
+    let now = Utc::now();
+    let planned = plan_rules(&prepared, now, config.daemon.timezone).await;
+    let mut failed = false;
+    for h in &config.holds {
+        let state = if h.active(now) { "in force" } else { "ended" };
+        let until = h.until.map_or("until lifted".to_owned(), |u| {
+            format!("until {}", u.to_rfc3339())
+        });
+        println!("{} ({state}, {until}): {}", h.name, h.reason);
+        let covered = match prepared.dbs.get(&h.database) {
+            Some(db) => {
+                let mut sql = crate::db::Sql::new(db.dialect);
+                sql.push("SELECT COUNT(*) FROM ")
+                    .push(&db.dialect.table(&h.table))
+                    .push(" WHERE COALESCE((")
+                    .push(&h.filter)
+                    .push("), TRUE)");
+                db.fetch_i64(&sql)
+                    .await
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|e| {
+                        failed = true;
+                        format!("unknown ({e})")
+                    })
+            }
+            None => "unknown (no rule uses this database, or it is unreachable)".to_owned(),
+        };
+        println!(
+            "  {}.{} where {} — {covered} records",
+            h.database, h.table, h.filter
+        );
+        for p in &planned {
+            if let Some(c) = p.held.iter().find(|c| c.hold == h.name) {
+                println!(
+                    "  keeps {} records from rule {} ({})",
+                    c.records, p.rule, p.action
+                );
+            }
+        }
+    }
+    prepared.close().await;
+    if failed {
+        Exit::Failure
+    } else {
+        Exit::Success
+    }
 }
 
 /// `audit verify`.
@@ -402,20 +497,21 @@ pub async fn demo(dir: Option<&Path>) -> Exit {
                 Err(e) => return e,
             };
             println!("retentiond demo — a small company's HR, CRM and bookkeeping in SQLite\n");
-            let status = match one_pass(&config, &[], &CancellationToken::new()).await {
-                Ok(s) => {
-                    print!(
-                        "{}",
-                        render::render(&s, Format::Text, config.daemon.language)
-                    );
-                    if s.failed() {
-                        Exit::Failure
-                    } else {
-                        Exit::Success
+            let status =
+                match one_pass(&config, &PassOptions::default(), &CancellationToken::new()).await {
+                    Ok(s) => {
+                        print!(
+                            "{}",
+                            render::render(&s, Format::Text, config.daemon.language)
+                        );
+                        if s.failed() {
+                            Exit::Failure
+                        } else {
+                            Exit::Success
+                        }
                     }
-                }
-                Err(e) => e,
-            };
+                    Err(e) => e,
+                };
             println!("\nFiles:");
             println!("  config:        {}", demo.config.display());
             for db in &demo.databases {

@@ -56,7 +56,15 @@ pub enum Command {
         /// Only this rule (repeat for several). Default: all rules.
         #[arg(long = "rule", value_name = "NAME")]
         rules: Vec<String>,
+        /// Let one rule (--rule NAME) past its mass-deletion brake, acting on exactly N
+        /// records: the count `plan` or the brake's message showed. If the rule matches a
+        /// different number now, nothing is done.
+        #[arg(long, value_name = "N", requires = "rules")]
+        confirm: Option<u64>,
     },
+    /// List the legal holds ([[hold]]): whether each is in force, how many records it
+    /// covers, and how many of those it keeps from each rule now.
+    Holds,
     /// The audit trail: verify it, export it.
     Audit {
         #[command(subcommand)]

@@ -46,13 +46,12 @@ fn main() -> ExitCode {
             Command::Plan { at, format } => {
                 app::plan(path, at.as_deref(), matches!(format, PlanFormat::Json)).await
             }
-            Command::Run { once: true, rules } => app::run_once(path, rules).await,
-            Command::Run { once: false, rules } if !rules.is_empty() => {
-                eprintln!(
-                    "error: --rule only works with --once; the daemon always runs every rule"
-                );
+            Command::Run { once: true, rules, confirm } => app::run_once(path, rules, *confirm).await,
+            Command::Run { once: false, rules, confirm } if !rules.is_empty() || confirm.is_some() => {
+                eprintln!("error: --rule and --confirm only work with --once; the daemon always runs every rule within its limits");
                 Exit::Usage
             }
+            Command::Holds => app::holds(path).await,
             Command::Run { once: false, .. } => app::run_daemon(path).await,
             Command::Audit {
                 command: AuditCommand::Verify,

@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS rule_runs (
     rule TEXT PRIMARY KEY,
     last_started_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS holds_seen (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    database TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    active INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pending (
     batch_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -371,6 +378,63 @@ impl State {
                 })
             })
             .collect()
+    }
+
+    /// Holds as last seen: name → (fingerprint, database, table, active).
+    pub async fn holds_seen(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, bool)>, StateError> {
+        let rows = sqlx::query(
+            "SELECT name, fingerprint, database, tbl, active FROM holds_seen ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get::<i64, _>(4)? != 0,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StateError::Db)
+    }
+
+    /// Records a hold event in the audit trail and the hold's new state, atomically.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn hold_event(
+        &self,
+        run_id: &str,
+        name: &str,
+        event: &str,
+        fingerprint: &str,
+        database: &str,
+        table: &str,
+        active: bool,
+    ) -> Result<(), StateError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let what = crate::audit::Action {
+            run_id,
+            rule: name,
+            database,
+            table,
+            action: event,
+            legal_basis: "legal hold",
+        };
+        crate::audit::append(&mut tx, &what, &[fingerprint.to_owned()], &now_text()).await?;
+        sqlx::query("INSERT INTO holds_seen (name, fingerprint, database, tbl, active) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active")
+            .bind(name)
+            .bind(fingerprint)
+            .bind(database)
+            .bind(table)
+            .bind(i64::from(active))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Closes the pool cleanly (checkpoints the WAL).

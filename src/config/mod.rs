@@ -11,12 +11,12 @@ mod raw;
 pub use error::{ConfigError, ConfigProblem, Lines};
 pub use ident::{Ident, TableName};
 pub use model::{
-    mask_url, Action, Config, Daemon, DatabaseSpec, Engine, FlagValue, Language, Rule, Secret,
-    Strategy,
+    mask_url, Action, Config, Daemon, DatabaseSpec, Engine, FlagValue, Hold, KeepWhile, Language,
+    Mode, Rule, Secret, Strategy, Timeouts,
 };
 pub use period::{parse_pause, Cutoff, Period};
 
-use raw::{RawConfig, RawDaemon, RawDatabase, RawRule, RawStrategy};
+use raw::{RawConfig, RawDaemon, RawDatabase, RawHold, RawKeepWhile, RawRule, RawStrategy};
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/retentiond/retentiond.toml";
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// The largest batch a rule may ask for; bigger batches hold locks too long.
 pub const MAX_BATCH_SIZE: u32 = 100_000;
+/// Unless a rule says otherwise, one pass may act on at most half of a table.
+pub const DEFAULT_MAX_FRACTION: f64 = 0.5;
 
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -110,12 +112,29 @@ impl Validator<'_> {
                 rules.push(rule);
             }
         }
+        let tz = daemon.as_ref().map_or(chrono_tz::UTC, |d| d.timezone);
+        let mut holds = Vec::new();
+        let mut hold_names = HashSet::new();
+        for raw_hold in raw.hold {
+            let name = raw_hold.get_ref().name.clone();
+            if !hold_names.insert(name.get_ref().clone()) {
+                self.err(
+                    &name,
+                    format!("hold \"{}\" → name", name.get_ref()),
+                    "duplicate hold name: every [[hold]] needs a name of its own",
+                );
+            }
+            if let Some(h) = self.hold(raw_hold, &databases, tz) {
+                holds.push(h);
+            }
+        }
         match (daemon, self.problems.is_empty()) {
             (Some(daemon), true) => Ok(Config {
                 path: self.lines.file().to_owned(),
                 daemon,
                 databases,
                 rules,
+                holds,
             }),
             _ => Err(ConfigError {
                 problems: self.problems,
@@ -240,6 +259,32 @@ impl Validator<'_> {
                 None
             }
         };
+        let mut timeouts = Timeouts::default();
+        for (value, slot, k) in [
+            (
+                &raw.connect_timeout,
+                &mut timeouts.connect,
+                "connect_timeout",
+            ),
+            (&raw.lock_timeout, &mut timeouts.lock, "lock_timeout"),
+            (
+                &raw.statement_timeout,
+                &mut timeouts.statement,
+                "statement_timeout",
+            ),
+        ] {
+            if let Some(v) = value {
+                match parse_pause(v.get_ref()) {
+                    Ok(d) if !d.is_zero() => *slot = d,
+                    Ok(_) => self.err(
+                        v,
+                        key(k),
+                        "must be longer than 0; an unbounded wait is what this setting prevents",
+                    ),
+                    Err(m) => self.err(v, key(k), m),
+                }
+            }
+        }
         let secret = match (raw.password_file, raw.password_env) {
             (Some(f), Some(_)) => {
                 self.err(
@@ -262,8 +307,99 @@ impl Validator<'_> {
                 url
             },
             secret: secret?,
+            timeouts,
             line,
         })
+    }
+
+    fn hold(
+        &mut self,
+        raw: Spanned<RawHold>,
+        dbs: &BTreeMap<String, DatabaseSpec>,
+        tz: chrono_tz::Tz,
+    ) -> Option<Hold> {
+        let line = self.lines.line_of(raw.span().start);
+        let h = raw.into_inner();
+        let hn = h.name.get_ref().clone();
+        let key = |k: &str| format!("hold \"{hn}\" → {k}");
+        if !is_plain_name(&hn) {
+            self.err(
+                &h.name,
+                key("name"),
+                "hold names use letters, digits, '-', '_' and '.' only",
+            );
+        }
+        if h.reason.get_ref().trim().is_empty() {
+            self.err(
+                &h.reason,
+                key("reason"),
+                "is empty; say why the records are held (a case number, a dispute)",
+            );
+        }
+        if !dbs.contains_key(h.database.get_ref()) {
+            self.err(
+                &h.database,
+                key("database"),
+                format!("unknown database '{}'", h.database.get_ref()),
+            );
+        }
+        let table = TableName::parse(h.table.get_ref())
+            .map_err(|m| self.err(&h.table, key("table"), m))
+            .ok();
+        let filter = check_filter(h.filter.get_ref())
+            .map_err(|m| self.err(&h.filter, key("filter"), m))
+            .ok();
+        let until = match &h.until {
+            None => Some(None),
+            Some(u) => match parse_until(u.get_ref(), tz) {
+                Ok(t) => Some(Some(t)),
+                Err(m) => {
+                    self.err(u, key("until"), m);
+                    None
+                }
+            },
+        };
+        filter?;
+        Some(Hold {
+            name: hn.clone(),
+            reason: h.reason.into_inner(),
+            database: h.database.into_inner(),
+            table: table?,
+            filter: h.filter.into_inner(),
+            until: until?,
+            line,
+        })
+    }
+
+    fn keep_while(
+        &mut self,
+        list: Option<Vec<Spanned<RawKeepWhile>>>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<Vec<KeepWhile>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, k) in list.unwrap_or_default().into_iter().enumerate() {
+            let k = k.into_inner();
+            let at = |f: &str| key(&format!("keep_while[{i}].{f}"));
+            let table = TableName::parse(k.table.get_ref())
+                .map_err(|m| self.err(&k.table, at("table"), m))
+                .ok();
+            let fk = self.ident(&k.foreign_key, &at("foreign_key"));
+            let since = self.ident(&k.since, &at("since"));
+            let after = Period::parse(k.after.get_ref())
+                .map_err(|m| self.err(&k.after, at("after"), m))
+                .ok();
+            match (table, fk, since, after) {
+                (Some(table), Some(foreign_key), Some(since), Some(after)) => out.push(KeepWhile {
+                    table,
+                    foreign_key,
+                    since,
+                    after,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     fn cron(&mut self, at: &Spanned<String>, key: &str) -> Option<cron::Schedule> {
@@ -360,6 +496,50 @@ impl Validator<'_> {
                 .map_err(|m| self.err(&p, key("batch_pause"), m))
                 .ok(),
         };
+        let keep_while = self.keep_while(r.keep_while, &key);
+        let max_records = match &r.max_records {
+            None => Some(None),
+            Some(m) => match u64::try_from(*m.get_ref()) {
+                Ok(n) if n > 0 => Some(Some(n)),
+                _ => {
+                    self.err(m, key("max_records"), "must be a whole number above 0");
+                    None
+                }
+            },
+        };
+        let max_fraction = match &r.max_fraction {
+            None => Some(DEFAULT_MAX_FRACTION),
+            Some(f) => {
+                let v = match f.get_ref() {
+                    toml::Value::Float(x) => Some(*x),
+                    toml::Value::Integer(i) => Some(*i as f64),
+                    _ => None,
+                };
+                match v {
+                    Some(x) if x > 0.0 && x <= 1.0 => Some(x),
+                    _ => {
+                        self.err(
+                            f,
+                            key("max_fraction"),
+                            "must be a number above 0 and at most 1 (0.5 = half the table)",
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let mode = match r.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+            None | Some((_, "enforce")) => Some(Mode::Enforce),
+            Some((_, "report")) => Some(Mode::Report),
+            Some((m, other)) => {
+                self.err(
+                    m,
+                    key("mode"),
+                    format!("'{other}' is not a mode; write \"enforce\" or \"report\""),
+                );
+                None
+            }
+        };
         let schedule = match &r.schedule {
             None => Some(None),
             Some(at) => self
@@ -367,6 +547,10 @@ impl Validator<'_> {
                 .map(|s| Some((s, at.get_ref().clone()))),
         };
         Some(Rule {
+            keep_while: keep_while?,
+            max_records: max_records?,
+            max_fraction: max_fraction?,
+            mode: mode?,
             schedule: schedule?,
             name: rn.clone(),
             description: r.description.map(Spanned::into_inner),
@@ -482,6 +666,22 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A hold's end: RFC 3339, or a date (the hold lasts until that day's midnight in `tz`).
+fn parse_until(s: &str, tz: chrono_tz::Tz) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::TimeZone;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok_or_else(|| {
+            format!("'{s}' is not a date; write e.g. \"2027-06-30\" or an RFC 3339 time")
+        })
 }
 
 fn is_plain_name(s: &str) -> bool {

@@ -19,6 +19,8 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseSpec>,
     /// `[[rule]]`, in file order (the order passes run them in).
     pub rules: Vec<Rule>,
+    /// `[[hold]]`: legal holds, which protect records from every rule.
+    pub holds: Vec<Hold>,
 }
 
 impl Config {
@@ -97,8 +99,33 @@ pub struct DatabaseSpec {
     pub url: String,
     /// Where the password comes from.
     pub secret: Secret,
+    /// Bounds on waiting, so retentiond never stalls a production database.
+    pub timeouts: Timeouts,
     /// The line of the `[databases.NAME]` table, to pin connection problems on.
     pub line: usize,
+}
+
+/// How long retentiond waits for a database before giving up on a statement or batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection.
+    pub connect: std::time::Duration,
+    /// Waiting for a lock (PostgreSQL `lock_timeout`, MySQL `innodb_lock_wait_timeout`,
+    /// SQLite `busy_timeout`).
+    pub lock: std::time::Duration,
+    /// One statement (PostgreSQL `statement_timeout`, MariaDB `max_statement_time`,
+    /// MySQL `max_execution_time`).
+    pub statement: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: std::time::Duration::from_secs(10),
+            lock: std::time::Duration::from_secs(5),
+            statement: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 impl DatabaseSpec {
@@ -199,6 +226,73 @@ impl fmt::Display for FlagValue {
     }
 }
 
+/// Whether a rule acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Act on expired records (the default).
+    Enforce,
+    /// Plan and report what it would do; never act. For a safe roll-out.
+    Report,
+}
+
+/// A record stays while another table still references it with a young enough row
+/// (e.g. a customer while an invoice younger than 7 years names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepWhile {
+    /// The referencing table (same database).
+    pub table: TableName,
+    /// Its column that holds the rule's key.
+    pub foreign_key: Ident,
+    /// Its time column.
+    pub since: Ident,
+    /// How long a referencing row keeps the record alive.
+    pub after: Period,
+}
+
+/// A legal hold: records matching `filter` in `database.table` are untouched by every
+/// rule while it lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Unique name.
+    pub name: String,
+    /// Why (a case number, a dispute). Shown to operators; kept out of the audit trail.
+    pub reason: String,
+    /// The database.
+    pub database: String,
+    /// The table.
+    pub table: TableName,
+    /// Which records it holds, in the database's own SQL.
+    pub filter: String,
+    /// When it ends, if it does.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The line of the `[[hold]]`.
+    pub line: usize,
+}
+
+impl Hold {
+    /// Whether the hold protects records at `at`.
+    pub fn active(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.until.is_none_or(|u| at < u)
+    }
+
+    /// A digest of what the hold covers, so that changes to it are noticed and audited
+    /// without putting its (possibly sensitive) text in the trail.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.database.as_str(),
+            &self.table.to_string(),
+            &self.filter,
+            &self.until.map(|u| u.to_rfc3339()).unwrap_or_default(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
 /// One retention rule, validated.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -226,6 +320,14 @@ pub struct Rule {
     pub batch_size: u32,
     /// Pause between batches, to leave the database breathing room.
     pub batch_pause: std::time::Duration,
+    /// References that keep a record alive (minimum retention).
+    pub keep_while: Vec<KeepWhile>,
+    /// The most records one pass may act on without `--confirm`.
+    pub max_records: Option<u64>,
+    /// The largest fraction of the table one pass may act on without `--confirm`.
+    pub max_fraction: f64,
+    /// Enforce, or only report.
+    pub mode: Mode,
     /// Its own schedule, overriding `[daemon] schedule` (with the text as written).
     pub schedule: Option<(cron::Schedule, String)>,
     /// The line of the `[[rule]]`, to pin database problems on.

@@ -44,7 +44,9 @@ impl Period {
         Ok(p)
     }
 
-    fn approx_days(self) -> u64 {
+    /// The period in days, rounded up (31-day months, 366-day years): for comparing
+    /// retentions, never for computing a cutoff.
+    pub fn approx_days(self) -> u64 {
         match self {
             Period::Days(n) => n.into(),
             Period::Weeks(n) => u64::from(n) * 7,

@@ -14,6 +14,30 @@ pub struct RawConfig {
     pub databases: BTreeMap<Spanned<String>, Spanned<RawDatabase>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub hold: Vec<Spanned<RawHold>>,
+}
+
+/// `[[hold]]`: a legal hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHold {
+    pub name: Spanned<String>,
+    pub reason: Spanned<String>,
+    pub database: Spanned<String>,
+    pub table: Spanned<String>,
+    pub filter: Spanned<String>,
+    pub until: Option<Spanned<String>>,
+}
+
+/// One `keep_while` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeepWhile {
+    pub table: Spanned<String>,
+    pub foreign_key: Spanned<String>,
+    pub since: Spanned<String>,
+    pub after: Spanned<String>,
 }
 
 /// `[daemon]`.
@@ -34,6 +58,9 @@ pub struct RawDatabase {
     pub url: Spanned<String>,
     pub password_file: Option<Spanned<String>>,
     pub password_env: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub lock_timeout: Option<Spanned<String>>,
+    pub statement_timeout: Option<Spanned<String>>,
 }
 
 /// `[[rule]]`.
@@ -54,6 +81,10 @@ pub struct RawRule {
     pub batch_size: Option<Spanned<i64>>,
     pub batch_pause: Option<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
+    pub keep_while: Option<Vec<Spanned<RawKeepWhile>>>,
+    pub max_records: Option<Spanned<i64>>,
+    pub max_fraction: Option<Spanned<toml::Value>>,
+    pub mode: Option<Spanned<String>>,
 }
 
 /// `expires = { since = "...", after = "..." }`.

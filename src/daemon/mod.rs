@@ -9,7 +9,7 @@ pub mod schedule;
 pub mod signal;
 
 use crate::config::{self, Config};
-use crate::engine::pass::{run_pass, PassError};
+use crate::engine::pass::{run_pass, PassError, PassOptions};
 use crate::engine::prepare::prepare;
 use crate::exit::Exit;
 use crate::report::summary::RunSummary;
@@ -183,7 +183,11 @@ impl Daemon<'_> {
         let stop = CancellationToken::new();
         let mut reload = false;
         let result = {
-            let pass = run_pass(&self.config, &self.state, rules, &stop);
+            let options = PassOptions {
+                rules: rules.to_vec(),
+                confirm: None,
+            };
+            let pass = run_pass(&self.config, &self.state, &options, &stop);
             tokio::pin!(pass);
             loop {
                 tokio::select! {

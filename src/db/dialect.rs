@@ -153,6 +153,14 @@ impl Dialect {
         }
     }
 
+    /// The prefix that makes the database parse and plan a query without running it.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+            Dialect::Postgres | Dialect::MySql => "EXPLAIN ",
+        }
+    }
+
     /// The statement that opens a batch transaction.
     pub fn begin(self) -> &'static str {
         match self {

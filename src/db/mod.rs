@@ -14,10 +14,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Pool, Row, Transaction};
 use std::str::FromStr;
-use std::time::Duration;
-
-/// How long a connection attempt may take before the database counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A database operation that failed. The message never holds a password or a row's values.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +47,21 @@ pub enum DbError {
         reason: String,
         /// Whether it was a primary-key/unique collision (see [`Db::settle_batch`]).
         unique_violation: bool,
+        /// Whether trying again may succeed: a lost connection, a lock or statement
+        /// timeout, a deadlock, a serialization failure.
+        transient: bool,
     },
+}
+
+impl DbError {
+    /// Whether trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Connect { .. } => true,
+            DbError::Query { transient, .. } => *transient,
+            DbError::Secret { .. } => false,
+        }
+    }
 }
 
 enum Pools {
@@ -104,17 +114,24 @@ impl Db {
             url: spec.masked_url(),
             reason: scrub(&e.to_string(), &spec.url),
         };
+        let t = spec.timeouts;
         let pools = match spec.engine {
             Engine::Postgres => {
                 let mut o = PgConnectOptions::from_str(&spec.url).map_err(connect_err)?;
                 if let Some(p) = &password {
                     o = o.password(p);
                 }
-                let o = o.application_name("retentiond");
+                let o = o.application_name("retentiond").options([
+                    ("lock_timeout", format!("{}ms", t.lock.as_millis())),
+                    (
+                        "statement_timeout",
+                        format!("{}ms", t.statement.as_millis()),
+                    ),
+                ]);
                 Pools::Postgres(
                     PgPoolOptions::new()
                         .max_connections(2)
-                        .acquire_timeout(CONNECT_TIMEOUT)
+                        .acquire_timeout(t.connect)
                         .connect_with(o)
                         .await
                         .map_err(connect_err)?,
@@ -128,10 +145,34 @@ impl Db {
                 // Session time zone UTC (sqlx's default, stated here because TIMESTAMP
                 // comparisons depend on it).
                 let o = o.timezone(Some("+00:00".to_owned()));
+                let (lock_s, stmt) = (t.lock.as_secs().max(1), t.statement);
                 Pools::MySql(
                     MySqlPoolOptions::new()
                         .max_connections(2)
-                        .acquire_timeout(CONNECT_TIMEOUT)
+                        .acquire_timeout(t.connect)
+                        .after_connect(move |conn, _| {
+                            Box::pin(async move {
+                                use sqlx::Executor;
+                                conn.execute(
+                                    format!("SET SESSION innodb_lock_wait_timeout = {lock_s}")
+                                        .as_str(),
+                                )
+                                .await?;
+                                // MariaDB bounds every statement; MySQL only SELECTs.
+                                let mariadb = format!(
+                                    "SET SESSION max_statement_time = {}",
+                                    stmt.as_secs_f64()
+                                );
+                                if conn.execute(mariadb.as_str()).await.is_err() {
+                                    let mysql = format!(
+                                        "SET SESSION max_execution_time = {}",
+                                        stmt.as_millis()
+                                    );
+                                    conn.execute(mysql.as_str()).await?;
+                                }
+                                Ok(())
+                            })
+                        })
                         .connect_with(o)
                         .await
                         .map_err(connect_err)?,
@@ -150,11 +191,11 @@ impl Db {
                 let o = SqliteConnectOptions::from_str(&spec.url)
                     .map_err(connect_err)?
                     .create_if_missing(false)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(t.lock);
                 Pools::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(2)
-                        .acquire_timeout(CONNECT_TIMEOUT)
+                        .acquire_timeout(t.connect)
                         .connect_with(o)
                         .await
                         .map_err(connect_err)?,
@@ -438,14 +479,45 @@ fn bind_lite<'q>(mut q: LiteQuery<'q>, binds: &[Value]) -> LiteQuery<'q> {
     q
 }
 
+/// SQLSTATEs worth a retry: serialization failure, deadlock, lock not available, query
+/// canceled (statement timeout), MariaDB statement timeout.
+const TRANSIENT_SQLSTATES: [&str; 5] = ["40001", "40P01", "55P03", "57014", "70100"];
+/// MySQL/MariaDB error numbers worth a retry: lock wait timeout, deadlock, query
+/// interrupted, statement time exceeded (MariaDB, MySQL).
+const TRANSIENT_MYSQL: [u16; 5] = [1205, 1213, 1317, 1969, 3024];
+
 fn query_error(database: &str, e: sqlx::Error) -> DbError {
     let unique_violation = e
         .as_database_error()
         .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation);
+    let transient = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let mysql = d
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| TRANSIENT_MYSQL.contains(&m.number()));
+            let sqlstate = d
+                .code()
+                .is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()));
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
+            let sqlite = d
+                .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                .and_then(|e| sqlx::error::DatabaseError::code(e))
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6));
+            mysql || sqlstate || sqlite
+        }
+        _ => false,
+    };
     DbError::Query {
         database: database.to_owned(),
         reason: e.to_string(),
         unique_violation,
+        transient,
     }
 }
 

@@ -60,6 +60,36 @@ pub struct SchemaProblem {
     pub key: String,
     /// What is wrong and what to do.
     pub message: String,
+    /// The config line, when it is not the rule's own (a hold's filter, say).
+    pub line: Option<usize>,
+}
+
+/// How a time column of `shape` compares, or why it cannot be used as one.
+pub fn since_kind(
+    shape: &TableShape,
+    dialect: Dialect,
+    col: &Ident,
+    table: &TableName,
+) -> Result<SinceKind, String> {
+    let Some(c) = shape.column(dialect, col) else {
+        return Err(format!("column '{col}' does not exist in table '{table}'"));
+    };
+    match (dialect, c.class) {
+        (Dialect::Sqlite, _) => Ok(SinceKind::SqliteAny),
+        (_, ColClass::Date) => Ok(SinceKind::Date),
+        (_, ColClass::Naive) => Ok(SinceKind::Naive),
+        (_, ColClass::Instant) => Ok(SinceKind::Instant),
+        (_, ColClass::Int) => Ok(SinceKind::UnixSeconds),
+        _ => Err(format!(
+            "column '{col}' has type {}, not a date or time; name a DATE/TIMESTAMP column (or integer unix seconds)",
+            c.data_type
+        )),
+    }
+}
+
+/// Whether `shape` has a column named `col`.
+pub fn has_column(shape: &TableShape, dialect: Dialect, col: &Ident) -> bool {
+    shape.column(dialect, col).is_some()
 }
 
 impl TableShape {
@@ -211,6 +241,7 @@ pub fn check_rule(
     let problem = |key: &str, message: String| SchemaProblem {
         key: key.to_owned(),
         message,
+        line: None,
     };
     let Some(shape) = shape else {
         return Err(vec![problem(
@@ -272,19 +303,10 @@ pub fn check_rule(
             }
         }
     });
-    let since = since_col.and_then(|c| match (dialect, c.class) {
-        (Dialect::Sqlite, _) => Some(SinceKind::SqliteAny),
-        (_, ColClass::Date) => Some(SinceKind::Date),
-        (_, ColClass::Naive) => Some(SinceKind::Naive),
-        (_, ColClass::Instant) => Some(SinceKind::Instant),
-        (_, ColClass::Int) => Some(SinceKind::UnixSeconds),
-        _ => {
-            problems.push(problem("expires.since", format!(
-                "column '{}' has type {}, not a date or time; name a DATE/TIMESTAMP column (or integer unix seconds)",
-                rule.since, c.data_type
-            )));
-            None
-        }
+    let since = since_col.and_then(|_| {
+        since_kind(shape, dialect, &rule.since, &rule.table)
+            .map_err(|m| problems.push(problem("expires.since", m)))
+            .ok()
     });
     for (c, strategy, flag) in action_cols.into_iter() {
         let Some(c) = c else { continue };

@@ -13,12 +13,23 @@
 //! See `reconcile`.
 
 use super::hasher::Hasher;
-use super::matcher::{flag_value, Matcher};
-use crate::config::{Action, Cutoff, Strategy};
-use crate::db::{Db, Record, Sql, Value};
+use super::matcher::{flag_value, Matcher, When};
+use crate::config::{Action, Strategy};
+use crate::db::{Db, DbError, Record, Sql, Value};
 use crate::report::summary::{RuleOutcome, RuleStatus};
 use crate::state::{now_text, Intent, State};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How often a batch is tried again after a transient error (lost connection, lock or
+/// statement timeout, deadlock) before the rule fails for this pass.
+pub const MAX_RETRIES: u32 = 3;
+
+/// The wait before retry `n` (1-based): 0.5 s, 1 s, 2 s.
+fn backoff(n: u32) -> Duration {
+    Duration::from_millis(500 << n.saturating_sub(1).min(4))
+}
 
 /// What a batch loop needs besides the rule.
 pub struct Context<'a> {
@@ -34,24 +45,52 @@ pub struct Context<'a> {
     pub hasher: Option<&'a Hasher>,
     /// Checked between batches, never inside one.
     pub stop: &'a CancellationToken,
+    /// Numbers batch ids; every attempt gets a new id, so a settled id is never reused.
+    pub batch_counter: &'a AtomicU64,
 }
 
-/// Runs all batches of one rule and says how it went.
-pub async fn execute_rule(m: &Matcher<'_>, cutoff: &Cutoff, ctx: &Context<'_>) -> RuleOutcome {
+impl Context<'_> {
+    fn next_batch_id(&self) -> String {
+        let n = self.batch_counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}-{n}", self.run_id, self.rule_index)
+    }
+}
+
+/// Why a batch did not happen, and whether trying again may help.
+#[derive(Debug)]
+struct BatchError {
+    message: String,
+    transient: bool,
+}
+
+impl BatchError {
+    fn fatal(message: impl Into<String>) -> Self {
+        BatchError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+impl From<DbError> for BatchError {
+    fn from(e: DbError) -> Self {
+        BatchError {
+            transient: e.is_transient(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Runs the batches of one rule at `when`, acting on at most `limit` records (the count
+/// checked against the brake at the start of the pass), and records how it went.
+pub async fn execute_rule(
+    m: &Matcher<'_>,
+    when: &When,
+    limit: u64,
+    ctx: &Context<'_>,
+    outcome: &mut RuleOutcome,
+) {
     let rule = m.rule;
-    let mut outcome = RuleOutcome {
-        rule: rule.name.clone(),
-        description: rule.description.clone(),
-        legal_basis: rule.legal_basis.clone(),
-        database: rule.database.clone(),
-        table: rule.table.to_string(),
-        action: rule.action.verb().to_owned(),
-        cutoff: Some(cutoff.utc.to_rfc3339()),
-        acted: 0,
-        batches: 0,
-        status: RuleStatus::Ok,
-        error: None,
-    };
     let mut journal = Sql::new(m.dialect);
     journal.push(m.dialect.journal_ddl());
     if let Err(e) = ctx.db.execute(&journal).await {
@@ -59,26 +98,39 @@ pub async fn execute_rule(m: &Matcher<'_>, cutoff: &Cutoff, ctx: &Context<'_>) -
         outcome.error = Some(format!(
             "{e} — retentiond keeps a small table retentiond_journal in each database to make every batch verifiable; grant CREATE (or create it as in the README)"
         ));
-        return outcome;
+        return;
     }
     let mut after: Option<Value> = None;
-    loop {
+    let mut retries = 0;
+    while outcome.acted < limit {
         if ctx.stop.is_cancelled() {
             outcome.status = RuleStatus::Stopped;
             break;
         }
-        match run_batch(m, cutoff, ctx, after.as_ref(), outcome.batches).await {
+        let size = (limit - outcome.acted).min(u64::from(rule.batch_size));
+        match run_batch(m, when, ctx, after.as_ref(), size).await {
             Ok(None) => break,
             Ok(Some((n, last))) => {
                 outcome.acted += n;
                 outcome.batches += 1;
                 after = Some(last);
+                retries = 0;
                 tracing::debug!(rule = %rule.name, batch = outcome.batches, rows = n, "batch committed and audited");
             }
+            Err(e) if e.transient && retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::warn!(rule = %rule.name, error = %e.message, retry = retries, "batch failed; trying again");
+                tokio::time::sleep(backoff(retries)).await;
+                continue;
+            }
             Err(e) => {
-                tracing::error!(rule = %rule.name, error = %e, "rule failed");
+                tracing::error!(rule = %rule.name, error = %e.message, "rule failed");
                 outcome.status = RuleStatus::Failed;
-                outcome.error = Some(e);
+                outcome.error = Some(if retries > 0 {
+                    format!("{} (after {retries} retries)", e.message)
+                } else {
+                    e.message
+                });
                 break;
             }
         }
@@ -89,28 +141,26 @@ pub async fn execute_rule(m: &Matcher<'_>, cutoff: &Cutoff, ctx: &Context<'_>) -
     if outcome.status != RuleStatus::Failed && outcome.batches > 0 {
         cleanup_journal(m, ctx).await;
     }
-    outcome
 }
 
-/// One batch. `Ok(None)` when nothing is left to do.
+/// One batch of at most `size` records. `Ok(None)` when nothing is left to do.
 async fn run_batch(
     m: &Matcher<'_>,
-    cutoff: &Cutoff,
+    when: &When,
     ctx: &Context<'_>,
     after: Option<&Value>,
-    n: u64,
-) -> Result<Option<(u64, Value)>, String> {
+    size: u64,
+) -> Result<Option<(u64, Value)>, BatchError> {
     let rule = m.rule;
-    let mut tx = ctx.db.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = ctx.db.begin().await?;
     let records = tx
-        .fetch_records(&m.batch(cutoff, after, rule.batch_size), m.shape.key)
-        .await
-        .map_err(|e| e.to_string())?;
+        .fetch_records(&m.batch(when, after, size), m.shape.key)
+        .await?;
     let Some(last) = records.last().map(|r| r.key.value()) else {
         return Ok(None);
     };
     let intent = Intent {
-        batch_id: format!("{}-{}-{n}", ctx.run_id, ctx.rule_index),
+        batch_id: ctx.next_batch_id(),
         run_id: ctx.run_id.to_owned(),
         rule: rule.name.clone(),
         database: rule.database.clone(),
@@ -125,16 +175,16 @@ async fn run_batch(
     ctx.state
         .write_intent(&intent)
         .await
-        .map_err(|e| e.to_string())?;
-    let act = action_sql(m, &records, ctx.hasher)?;
-    let outcome = async {
-        let affected = tx.execute(&act).await.map_err(|e| e.to_string())?;
+        .map_err(|e| BatchError::fatal(e.to_string()))?;
+    let act = action_sql(m, &records, ctx.hasher).map_err(BatchError::fatal)?;
+    let acted = async {
+        let affected = tx.execute(&act).await?;
         if affected != records.len() as u64 {
-            return Err(format!(
+            return Err(BatchError::fatal(format!(
                 "the {} statement changed {affected} records where {} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
                 rule.action.verb(),
                 records.len()
-            ));
+            )));
         }
         let mut mark = Sql::new(m.dialect);
         mark.push("INSERT INTO retentiond_journal (batch_id, rule) VALUES (")
@@ -142,32 +192,66 @@ async fn run_batch(
             .push(", ")
             .bind(Value::Text(rule.name.clone()))
             .push(")");
-        tx.execute(&mark).await.map_err(|e| e.to_string())?;
+        tx.execute(&mark).await?;
         Ok(tx)
     }
     .await;
-    let tx = match outcome {
+    let tx = match acted {
         Ok(tx) => tx,
         Err(e) => {
-            // Nothing committed: the transaction rolled back when it was dropped.
+            // No COMMIT was sent: the transaction rolls back (dropped here, or aborted by
+            // the server when the connection is gone), so the intent is void.
             ctx.state
                 .drop_intent(&intent.batch_id)
                 .await
-                .map_err(|e2| format!("{e}; and {e2}"))?;
+                .map_err(|e2| BatchError::fatal(format!("{}; and {e2}", e.message)))?;
             return Err(e);
         }
     };
     if let Err(e) = tx.commit().await {
-        return Err(format!(
-            "commit failed ({e}); whether batch {} happened is settled against the database at the next start, and the audit trail follows it",
-            intent.batch_id
-        ));
+        return settle_now(ctx, &intent, &e)
+            .await
+            .map(|()| Some((records.len() as u64, last)));
     }
-    ctx.state
-        .confirm(&intent, &now_text())
-        .await
-        .map_err(|e| format!("batch {} committed but its audit entries could not be written yet ({e}); they are written at the next start", intent.batch_id))?;
+    ctx.state.confirm(&intent, &now_text()).await.map_err(|e| {
+        BatchError::fatal(format!("batch {} committed but its audit entries could not be written yet ({e}); they are written at the next start", intent.batch_id))
+    })?;
     Ok(Some((records.len() as u64, last)))
+}
+
+/// A COMMIT failed: whether it happened is unknown until the journal says. Settles it now
+/// if the database answers; otherwise leaves the intent for the next start.
+async fn settle_now(
+    ctx: &Context<'_>,
+    intent: &Intent,
+    commit_error: &DbError,
+) -> Result<(), BatchError> {
+    for attempt in 1..=MAX_RETRIES {
+        match ctx.db.settle_batch(&intent.batch_id).await {
+            Ok(true) => {
+                ctx.state
+                    .confirm(intent, &now_text())
+                    .await
+                    .map_err(|e| BatchError::fatal(e.to_string()))?;
+                return Ok(());
+            }
+            Ok(false) => {
+                ctx.state
+                    .drop_intent(&intent.batch_id)
+                    .await
+                    .map_err(|e| BatchError::fatal(e.to_string()))?;
+                return Err(BatchError {
+                    message: format!("commit failed ({commit_error}); the batch was rolled back"),
+                    transient: true,
+                });
+            }
+            Err(_) => tokio::time::sleep(backoff(attempt)).await,
+        }
+    }
+    Err(BatchError::fatal(format!(
+        "commit failed ({commit_error}); whether batch {} happened is settled against the database at the next start, and the audit trail follows it",
+        intent.batch_id
+    )))
 }
 
 /// The DELETE or UPDATE for exactly the locked keys.

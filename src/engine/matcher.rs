@@ -2,15 +2,18 @@
 //! state, and within the operator's filter. Shared by `plan` and the batches, so that what
 //! is forecast is exactly what is acted on.
 
-use crate::config::{Action, Cutoff, Rule, Strategy};
+use crate::config::{Action, Cutoff, Hold, KeepWhile, Rule, Strategy};
 use crate::db::schema::RuleShape;
-use crate::db::{Dialect, Sql, Value};
+use crate::db::{Dialect, SinceKind, Sql, Value};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 /// The prefix of values written by the `hash` strategy; a value carrying it is already
 /// anonymized.
 pub const HASH_PREFIX: &str = "anon-";
 
-/// A rule bound to its table's shape: everything needed to write its SQL.
+/// A rule bound to its table's shape, and to everything that can keep its records
+/// alive: legal holds, references (`keep_while`), and rules with a longer retention.
 #[derive(Debug, Clone)]
 pub struct Matcher<'a> {
     /// The rule.
@@ -19,9 +22,64 @@ pub struct Matcher<'a> {
     pub shape: RuleShape,
     /// The target's dialect.
     pub dialect: Dialect,
+    /// Holds on the same table (whether they are active is decided per moment).
+    pub holds: Vec<&'a Hold>,
+    /// References that keep records alive, with how their time column compares.
+    pub keeps: Vec<(&'a KeepWhile, SinceKind)>,
+    /// Other rules with the same action on the same table and a longer retention: a
+    /// record they still keep is kept (the longer retention wins).
+    pub rivals: Vec<(&'a Rule, SinceKind)>,
+}
+
+/// The moment a rule is evaluated at, with every cutoff it needs.
+#[derive(Debug, Clone)]
+pub struct When {
+    /// The moment.
+    pub at: DateTime<Utc>,
+    /// The rule's own cutoff.
+    pub cutoff: Cutoff,
+    keeps: Vec<Cutoff>,
+    rivals: Vec<Cutoff>,
+}
+
+/// Whether legal holds are applied to a condition (they always are, except to count
+/// what each hold protects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Held records are excluded.
+    Apply,
+    /// Held records are included.
+    Ignore,
 }
 
 impl Matcher<'_> {
+    /// Every cutoff at `at`; `None` if a period reaches outside the calendar.
+    pub fn when(&self, at: DateTime<Utc>, tz: Tz) -> Option<When> {
+        Some(When {
+            at,
+            cutoff: Cutoff::at(at, self.rule.after, tz)?,
+            keeps: self
+                .keeps
+                .iter()
+                .map(|(k, _)| Cutoff::at(at, k.after, tz))
+                .collect::<Option<_>>()?,
+            rivals: self
+                .rivals
+                .iter()
+                .map(|(r, _)| Cutoff::at(at, r.after, tz))
+                .collect::<Option<_>>()?,
+        })
+    }
+
+    /// Holds in force at `when`.
+    pub fn active_holds(&self, when: &When) -> Vec<&Hold> {
+        self.holds
+            .iter()
+            .copied()
+            .filter(|h| h.active(when.at))
+            .collect()
+    }
+
     /// The quoted table.
     pub fn table(&self) -> String {
         self.dialect.table(&self.rule.table)
@@ -33,9 +91,14 @@ impl Matcher<'_> {
     }
 
     /// Appends the rule's match condition (no `WHERE`).
-    pub fn push_condition(&self, sql: &mut Sql, cutoff: &Cutoff) {
+    pub fn push_condition(&self, sql: &mut Sql, when: &When, holds: Holds) {
         let d = self.dialect;
-        d.push_expired(sql, &d.ident(&self.rule.since), self.shape.since, cutoff);
+        d.push_expired(
+            sql,
+            &d.ident(&self.rule.since),
+            self.shape.since,
+            &when.cutoff,
+        );
         match &self.rule.action {
             Action::Delete => {}
             Action::Anonymize(cols) => {
@@ -83,20 +146,74 @@ impl Matcher<'_> {
         if let Some(f) = &self.rule.filter {
             sql.push(" AND (").push(f).push(")");
         }
+        if holds == Holds::Apply {
+            // A hold whose filter is NULL for a record holds it: when in doubt, keep.
+            for h in self.active_holds(when) {
+                sql.push(" AND NOT COALESCE((")
+                    .push(&h.filter)
+                    .push("), TRUE)");
+            }
+        }
+        let outer_key = format!("{}.{}", self.table(), self.key());
+        for (i, ((k, kind), cutoff)) in self.keeps.iter().zip(&when.keeps).enumerate() {
+            let alias = format!("rtd_keep{i}");
+            let since = format!("{alias}.{}", d.ident(&k.since));
+            sql.push(" AND NOT EXISTS (SELECT 1 FROM ")
+                .push(&d.table(&k.table))
+                .push(" ")
+                .push(&alias)
+                .push(" WHERE ")
+                .push(&format!(
+                    "{alias}.{} = {outer_key}",
+                    d.ident(&k.foreign_key)
+                ))
+                .push(&format!(" AND ({since} IS NULL OR NOT COALESCE(("));
+            d.push_expired(sql, &since, *kind, cutoff);
+            sql.push("), FALSE)))");
+        }
+        for ((r, kind), cutoff) in self.rivals.iter().zip(&when.rivals) {
+            sql.push(" AND NOT (");
+            if let Some(f) = &r.filter {
+                sql.push("COALESCE((").push(f).push("), TRUE) AND ");
+            }
+            sql.push("NOT COALESCE((");
+            d.push_expired(sql, &d.ident(&r.since), *kind, cutoff);
+            sql.push("), FALSE))");
+        }
     }
 
-    /// `SELECT COUNT(*)` of matching records.
-    pub fn count(&self, cutoff: &Cutoff) -> Sql {
+    /// `SELECT COUNT(*)` of the records a hold protects from this rule at `when`.
+    pub fn count_held(&self, when: &When, hold: &Hold) -> Sql {
         let mut sql = Sql::new(self.dialect);
         sql.push("SELECT COUNT(*) FROM ")
             .push(&self.table())
             .push(" WHERE ");
-        self.push_condition(&mut sql, cutoff);
+        self.push_condition(&mut sql, when, Holds::Ignore);
+        sql.push(" AND COALESCE((")
+            .push(&hold.filter)
+            .push("), TRUE)");
+        sql
+    }
+
+    /// `SELECT COUNT(*)` of the whole table (the brake's denominator).
+    pub fn count_table(&self) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT COUNT(*) FROM ").push(&self.table());
+        sql
+    }
+
+    /// `SELECT COUNT(*)` of matching records.
+    pub fn count(&self, when: &When) -> Sql {
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT COUNT(*) FROM ")
+            .push(&self.table())
+            .push(" WHERE ");
+        self.push_condition(&mut sql, when, Holds::Apply);
         sql
     }
 
     /// The first `limit` matching keys, for `plan`.
-    pub fn sample(&self, cutoff: &Cutoff, limit: u32) -> Sql {
+    pub fn sample(&self, when: &When, limit: u32) -> Sql {
         let key = self.key();
         let mut sql = Sql::new(self.dialect);
         sql.push("SELECT ")
@@ -104,14 +221,14 @@ impl Matcher<'_> {
             .push(" FROM ")
             .push(&self.table())
             .push(" WHERE ");
-        self.push_condition(&mut sql, cutoff);
+        self.push_condition(&mut sql, when, Holds::Apply);
         sql.push(&format!(" ORDER BY {key} LIMIT {limit}"));
         sql
     }
 
     /// The next batch after key `after`, locked: key first, then the columns the `hash`
     /// strategy must read.
-    pub fn batch(&self, cutoff: &Cutoff, after: Option<&Value>, size: u32) -> Sql {
+    pub fn batch(&self, when: &When, after: Option<&Value>, size: u64) -> Sql {
         let d = self.dialect;
         let key = self.key();
         let mut sql = Sql::new(d);
@@ -121,7 +238,7 @@ impl Matcher<'_> {
             sql.push(", ").push(&d.text_select(&d.ident(col)));
         }
         sql.push(" FROM ").push(&self.table()).push(" WHERE ");
-        self.push_condition(&mut sql, cutoff);
+        self.push_condition(&mut sql, when, Holds::Apply);
         if let Some(v) = after {
             sql.push(&format!(" AND {key} > ")).bind(v.clone());
         }
@@ -141,6 +258,21 @@ impl Matcher<'_> {
             _ => Vec::new(),
         }
     }
+}
+
+/// Rules whose retention outlasts `rule`'s on the same table with the same action: while
+/// they keep a record, `rule` must not act on it.
+pub fn longer_rivals<'a>(rule: &Rule, all: &'a [Rule]) -> Vec<&'a Rule> {
+    all.iter()
+        .filter(|r| {
+            r.name != rule.name
+                && r.database == rule.database
+                && r.table == rule.table
+                && r.action.verb() == rule.action.verb()
+                && r.action.verb() != "flag"
+                && r.after.approx_days() > rule.after.approx_days()
+        })
+        .collect()
 }
 
 /// The bind value of a flag.

@@ -4,6 +4,7 @@
 
 pub mod execute;
 pub mod hasher;
+pub mod holds;
 pub mod matcher;
 pub mod pass;
 pub mod plan;

@@ -1,15 +1,20 @@
 //! One enforcement pass: settle what an earlier pass left in doubt, check every rule
-//! against its table (nothing is touched if any rule is wrong), then run the rules one by
-//! one, each independently, and record the outcome.
+//! against its table (nothing is touched if any rule is wrong), record legal holds that
+//! began or ended, then run the rules one by one, each independently: count what it
+//! matches, stop at the mass-deletion brake unless confirmed, act in audited batches.
 
 use super::execute::{execute_rule, Context};
 use super::hasher::Hasher;
+use super::matcher::Matcher;
+use super::plan::{brake, evaluate};
 use super::prepare::{prepare, Readiness};
 use super::reconcile::reconcile;
-use crate::config::{Action, Config, ConfigError, Cutoff, Strategy};
+use crate::config::{Action, Config, ConfigError, Mode, Rule, Strategy};
+use crate::db::Db;
 use crate::report::summary::{RuleOutcome, RuleStatus, RunSummary};
 use crate::state::{now_text, time_text, State, StateError};
 use chrono::{DateTime, Utc};
+use std::sync::atomic::AtomicU64;
 use tokio_util::sync::CancellationToken;
 
 /// Why a pass could not run at all.
@@ -26,6 +31,16 @@ pub enum PassError {
     Other(String),
 }
 
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct PassOptions {
+    /// Only these rules (all if empty).
+    pub rules: Vec<String>,
+    /// The operator's confirmation of the exact count the single selected rule may act on,
+    /// past its brake (`--confirm N`).
+    pub confirm: Option<u64>,
+}
+
 /// A new pass id: its UTC start and a random suffix, so ids never repeat even if the
 /// state database is recreated (journal rows in target databases are keyed by it).
 pub fn new_run_id(at: DateTime<Utc>) -> String {
@@ -35,17 +50,17 @@ pub fn new_run_id(at: DateTime<Utc>) -> String {
     format!("{}-{}", at.format("%Y%m%dT%H%M%SZ"), hex::encode(r))
 }
 
-/// Runs one pass over the `selected` rules (all if empty).
+/// Runs one pass.
 pub async fn run_pass(
     config: &Config,
     state: &State,
-    selected: &[String],
+    options: &PassOptions,
     stop: &CancellationToken,
 ) -> Result<RunSummary, PassError> {
     let _lock = state.lock_pass()?;
     state.close_interrupted_runs().await?;
     let reconciled = reconcile(config, state).await?;
-    let prepared = prepare(config, selected).await?;
+    let prepared = prepare(config, &options.rules).await?;
     let hasher = if needs_hasher(config) {
         Some(Hasher::load_or_create(&config.daemon.state_dir).map_err(PassError::Other)?)
     } else {
@@ -64,36 +79,30 @@ pub async fn run_pass(
     let span = tracing::info_span!("pass", run_id = %run_id);
     let _enter = span.enter();
     tracing::info!(rules = prepared.rules.len(), "pass started");
+    let hold_events = super::holds::sync(config, state, &run_id, started).await?;
+    let batch_counter = AtomicU64::new(0);
     let mut outcomes = Vec::new();
     for (rule, readiness) in &prepared.rules {
-        let rule_index = config
-            .rules
-            .iter()
-            .position(|r| r.name == rule.name)
-            .unwrap_or(0);
         let outcome = match (readiness, prepared.db(rule)) {
             (Readiness::Ready(m), Some(db)) => {
-                match Cutoff::at(started, rule.after, config.daemon.timezone) {
-                    Some(cutoff) => {
-                        let ctx = Context {
-                            db,
-                            state,
-                            run_id: &run_id,
-                            rule_index,
-                            hasher: hasher.as_ref(),
-                            stop,
-                        };
-                        execute_rule(m, &cutoff, &ctx).await
-                    }
-                    None => failed(
-                        rule,
-                        format!("{} before now is out of the calendar's range", rule.after),
-                    ),
-                }
+                let ctx = Context {
+                    db,
+                    state,
+                    run_id: &run_id,
+                    rule_index: config
+                        .rules
+                        .iter()
+                        .position(|r| r.name == rule.name)
+                        .unwrap_or(0),
+                    hasher: hasher.as_ref(),
+                    stop,
+                    batch_counter: &batch_counter,
+                };
+                run_rule(m, db, started, config, options.confirm, &ctx).await
             }
-            (Readiness::Unavailable(why), _) => failed(rule, why.clone()),
+            (Readiness::Unavailable(why), _) => RuleOutcome::new(rule).fail(why.clone()),
             (Readiness::Ready(_), None) => {
-                failed(rule, format!("database '{}' is not open", rule.database))
+                RuleOutcome::new(rule).fail(format!("database '{}' is not open", rule.database))
             }
         };
         tracing::info!(rule = %outcome.rule, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
@@ -108,6 +117,7 @@ pub async fn run_pass(
         status: String::new(),
         rules: outcomes,
         reconciled,
+        hold_events,
         audit_entries,
         audit_head,
     };
@@ -118,25 +128,62 @@ pub async fn run_pass(
     Ok(summary)
 }
 
+/// One rule: count, report-only or brake, then act on at most the counted records.
+async fn run_rule(
+    m: &Matcher<'_>,
+    db: &Db,
+    at: DateTime<Utc>,
+    config: &Config,
+    confirm: Option<u64>,
+    ctx: &Context<'_>,
+) -> RuleOutcome {
+    let rule = m.rule;
+    let mut o = RuleOutcome::new(rule);
+    let Some(when) = m.when(at, config.daemon.timezone) else {
+        return o.fail(format!(
+            "a retention period before {at} is out of the calendar's range"
+        ));
+    };
+    o.cutoff = Some(when.cutoff.utc.to_rfc3339());
+    let e = match evaluate(m, db, &when).await {
+        Ok(e) => e,
+        Err(e) => return o.fail(e.to_string()),
+    };
+    o.matched = Some(e.matched);
+    o.table_rows = Some(e.table_rows);
+    o.held = e.held;
+    if rule.mode == Mode::Report {
+        o.status = RuleStatus::Reported;
+        return o;
+    }
+    match confirm {
+        Some(n) if n != e.matched => {
+            o.status = RuleStatus::Braked;
+            o.error = Some(format!(
+                "--confirm {n} does not match the {} records the rule matches now; nothing was done. Check `retentiond plan`, then confirm the count it shows.",
+                e.matched
+            ));
+            return o;
+        }
+        Some(_) => {
+            tracing::warn!(rule = %rule.name, records = e.matched, "brake overridden by --confirm")
+        }
+        None => {
+            if let Some(why) = brake(rule, e.matched, e.table_rows) {
+                tracing::error!(rule = %rule.name, "mass-deletion brake: {why}");
+                o.status = RuleStatus::Braked;
+                o.error = Some(why);
+                return o;
+            }
+        }
+    }
+    execute_rule(m, &when, e.matched, ctx, &mut o).await;
+    o
+}
+
 fn needs_hasher(config: &Config) -> bool {
-    config.rules.iter().any(|r| match &r.action {
+    config.rules.iter().any(|r: &Rule| match &r.action {
         Action::Anonymize(cols) => cols.iter().any(|(_, s)| *s == Strategy::Hash),
         _ => false,
     })
-}
-
-fn failed(rule: &crate::config::Rule, error: String) -> RuleOutcome {
-    RuleOutcome {
-        rule: rule.name.clone(),
-        description: rule.description.clone(),
-        legal_basis: rule.legal_basis.clone(),
-        database: rule.database.clone(),
-        table: rule.table.to_string(),
-        action: rule.action.verb().to_owned(),
-        cutoff: None,
-        acted: 0,
-        batches: 0,
-        status: RuleStatus::Failed,
-        error: Some(error),
-    }
 }

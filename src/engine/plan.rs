@@ -1,8 +1,11 @@
-//! Forecasts: how many records each rule matches at a moment, and a few of their keys.
-//! Read-only; used by `check` (now) and `plan --at`.
+//! Forecasts: how many records each rule matches at a moment, a few of their keys, what
+//! legal holds keep back, and whether the brake would stop it. Read-only; used by
+//! `check` (now), `plan --at`, and the pass itself before it acts.
 
+use super::matcher::{Matcher, When};
 use super::prepare::{Prepared, Readiness};
-use crate::config::Cutoff;
+use crate::db::{Db, DbError};
+use crate::report::summary::HeldCount;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -27,9 +30,76 @@ pub struct PlannedRule {
     pub sample_keys: Vec<String>,
     /// Records whose `since` is at or before this moment count as expired.
     pub cutoff: Option<String>,
+    /// `enforce` or `report`.
+    pub mode: String,
+    /// Rows in the table.
+    pub table_rows: Option<i64>,
+    /// Records legal holds keep from this rule.
+    pub held: Vec<HeldCount>,
+    /// Why the mass-deletion brake would stop this rule, if it would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brake: Option<String>,
     /// Why the rule could not be evaluated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Counts for one rule at one moment.
+pub struct Evaluation {
+    /// Records it acts on.
+    pub matched: u64,
+    /// Rows in the table.
+    pub table_rows: u64,
+    /// Held back, per active hold (holds holding nothing are left out).
+    pub held: Vec<HeldCount>,
+}
+
+/// Counts what `m` matches at `when`, the table size, and what each hold keeps back.
+pub async fn evaluate(m: &Matcher<'_>, db: &Db, when: &When) -> Result<Evaluation, DbError> {
+    let matched = db.fetch_i64(&m.count(when)).await?.max(0) as u64;
+    let table_rows = db.fetch_i64(&m.count_table()).await?.max(0) as u64;
+    let mut held = Vec::new();
+    for h in m.active_holds(when) {
+        let n = db.fetch_i64(&m.count_held(when, h)).await?.max(0) as u64;
+        if n > 0 {
+            held.push(HeldCount {
+                hold: h.name.clone(),
+                reason: h.reason.clone(),
+                records: n,
+            });
+        }
+    }
+    Ok(Evaluation {
+        matched,
+        table_rows,
+        held,
+    })
+}
+
+/// Why the brake stops `rule` from acting on `matched` of `table_rows` records, if it does.
+pub fn brake(rule: &crate::config::Rule, matched: u64, table_rows: u64) -> Option<String> {
+    let verb = rule.action.verb();
+    let how = format!(
+        "If that is right, confirm this exact count with `retentiond run --once --rule {} --confirm {matched}`, or raise the limit in the rule (line {}).",
+        rule.name, rule.line
+    );
+    if let Some(max) = rule.max_records.filter(|max| matched > *max) {
+        return Some(format!("would {verb} {matched} records, more than its max_records ({max}); nothing was done. {how}"));
+    }
+    let fraction = if table_rows == 0 {
+        0.0
+    } else {
+        matched as f64 / table_rows as f64
+    };
+    if fraction > rule.max_fraction {
+        return Some(format!(
+            "would {verb} {matched} of the {table_rows} records in {} ({:.0}%), more than its max_fraction ({}) allows; nothing was done. {how}",
+            rule.table,
+            fraction * 100.0,
+            rule.max_fraction
+        ));
+    }
+    None
 }
 
 /// Evaluates every prepared rule at `at`.
@@ -44,6 +114,13 @@ pub async fn plan(prepared: &Prepared<'_>, at: DateTime<Utc>, tz: Tz) -> Vec<Pla
             count: None,
             sample_keys: Vec::new(),
             cutoff: None,
+            mode: match rule.mode {
+                crate::config::Mode::Enforce => "enforce".into(),
+                crate::config::Mode::Report => "report".into(),
+            },
+            table_rows: None,
+            held: Vec::new(),
+            brake: None,
             error: None,
         };
         let (m, db) = match (readiness, prepared.db(rule)) {
@@ -59,22 +136,26 @@ pub async fn plan(prepared: &Prepared<'_>, at: DateTime<Utc>, tz: Tz) -> Vec<Pla
                 continue;
             }
         };
-        let Some(cutoff) = Cutoff::at(at, rule.after, tz) else {
+        let Some(when) = m.when(at, tz) else {
             p.error = Some(format!(
-                "{} before {at} is out of the calendar's range",
-                rule.after
+                "a retention period before {at} is out of the calendar's range"
             ));
             out.push(p);
             continue;
         };
-        p.cutoff = Some(cutoff.utc.to_rfc3339());
-        match db.fetch_i64(&m.count(&cutoff)).await {
-            Ok(n) => p.count = Some(n),
+        p.cutoff = Some(when.cutoff.utc.to_rfc3339());
+        match evaluate(m, db, &when).await {
+            Ok(e) => {
+                p.count = Some(e.matched as i64);
+                p.table_rows = Some(e.table_rows as i64);
+                p.held = e.held;
+                p.brake = brake(rule, e.matched, e.table_rows);
+            }
             Err(e) => p.error = Some(e.to_string()),
         }
         if p.count.unwrap_or(0) > 0 {
             match db
-                .fetch_records(&m.sample(&cutoff, SAMPLE_KEYS), m.shape.key)
+                .fetch_records(&m.sample(&when, SAMPLE_KEYS), m.shape.key)
                 .await
             {
                 Ok(rs) => p.sample_keys = rs.into_iter().map(|r| r.key.to_string()).collect(),

@@ -35,6 +35,12 @@ struct Labels {
     ok: &'static str,
     failed: &'static str,
     stopped: &'static str,
+    braked: &'static str,
+    reported: &'static str,
+    braked_banner: &'static str,
+    held: &'static str,
+    would: &'static str,
+    holds: &'static str,
     trail: &'static str,
     entries: &'static str,
     settled: &'static str,
@@ -59,6 +65,12 @@ const EN: Labels = Labels {
     ok: "ok",
     failed: "FAILED",
     stopped: "stopped early (continues next pass)",
+    braked: "STOPPED BY THE SAFETY BRAKE",
+    reported: "report only (nothing done)",
+    braked_banner: "ATTENTION: the safety brake stopped these rules; nothing was done for them",
+    held: "held back by legal hold",
+    would: "would act on",
+    holds: "Legal holds",
     trail: "Audit trail",
     entries: "entries, head hash",
     settled: "Settled from an interrupted pass",
@@ -83,6 +95,13 @@ const NL: Labels = Labels {
     ok: "ok",
     failed: "MISLUKT",
     stopped: "vroegtijdig gestopt (loopt verder bij de volgende doorloop)",
+    braked: "TEGENGEHOUDEN DOOR DE VEILIGHEIDSREM",
+    reported: "enkel rapport (niets uitgevoerd)",
+    braked_banner:
+        "LET OP: de veiligheidsrem hield deze regels tegen; er werd niets voor uitgevoerd",
+    held: "tegengehouden door juridische blokkering",
+    would: "zou behandelen",
+    holds: "Juridische blokkeringen",
     trail: "Audittrail",
     entries: "regels, laatste hash",
     settled: "Afgehandeld uit een onderbroken doorloop",
@@ -110,6 +129,8 @@ impl Labels {
             RuleStatus::Ok => self.ok,
             RuleStatus::Failed => self.failed,
             RuleStatus::Stopped => self.stopped,
+            RuleStatus::Braked => self.braked,
+            RuleStatus::Reported => self.reported,
         }
     }
 }
@@ -139,6 +160,18 @@ fn text(s: &RunSummary, l: &Labels) -> String {
         l.started, s.started_at, l.finished, s.finished_at
     );
     let _ = writeln!(o);
+    let braked: Vec<_> = s
+        .rules
+        .iter()
+        .filter(|r| r.status == RuleStatus::Braked)
+        .collect();
+    if !braked.is_empty() {
+        let _ = writeln!(o, "{}:", l.braked_banner);
+        for r in braked {
+            let _ = writeln!(o, "  {}: {}", r.rule, r.error.as_deref().unwrap_or(""));
+        }
+        let _ = writeln!(o);
+    }
     for r in &s.rules {
         let _ = writeln!(
             o,
@@ -148,6 +181,12 @@ fn text(s: &RunSummary, l: &Labels) -> String {
             l.action(&r.action),
             l.status(r.status)
         );
+        if r.status == RuleStatus::Reported {
+            let _ = writeln!(o, "    {} {} records", l.would, r.matched.unwrap_or(0));
+        }
+        for h in &r.held {
+            let _ = writeln!(o, "    {} {}: {} ({})", l.held, h.hold, h.records, h.reason);
+        }
         if let Some(d) = &r.description {
             let _ = writeln!(o, "    {d}");
         }
@@ -169,6 +208,9 @@ fn text(s: &RunSummary, l: &Labels) -> String {
             s.reconciled.confirmed_entries,
             s.reconciled.dropped_batches
         );
+    }
+    for e in &s.hold_events {
+        let _ = writeln!(o, "{}: {} {}", l.holds, e.hold, e.event);
     }
     for u in &s.reconciled.unresolved {
         let _ = writeln!(o, "{}: {u}", l.unresolved);
@@ -194,7 +236,8 @@ fn html(s: &RunSummary, l: &Labels) -> String {
         let class = match r.status {
             RuleStatus::Ok => "ok",
             RuleStatus::Failed => "bad",
-            RuleStatus::Stopped => "warn",
+            RuleStatus::Stopped | RuleStatus::Reported => "warn",
+            RuleStatus::Braked => "bad",
         };
         let _ = write!(
             rows,
@@ -202,7 +245,8 @@ fn html(s: &RunSummary, l: &Labels) -> String {
             esc(&r.rule),
             esc(r.description.as_deref().unwrap_or("")),
             esc(&r.legal_basis),
-            r.error.as_deref().map(|e| format!("<div class=\"err\">{}</div>", esc(e))).unwrap_or_default(),
+            r.error.as_deref().map(|e| format!("<div class=\"err\">{}</div>", esc(e))).unwrap_or_default()
+                + &r.held.iter().map(|h| format!("<div>{} {}: {}</div>", l.held, esc(&h.hold), h.records)).collect::<String>(),
             l.action(&r.action),
             r.acted,
             l.status(r.status)

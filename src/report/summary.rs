@@ -13,6 +13,32 @@ pub enum RuleStatus {
     Failed,
     /// A stop signal arrived between batches; the rest is left for the next pass.
     Stopped,
+    /// The mass-deletion brake held it back: it would have acted on more records than
+    /// its `max_records`/`max_fraction` allow, or a `--confirm` count did not match.
+    /// Nothing was done.
+    Braked,
+    /// `mode = "report"`: counted, never acted.
+    Reported,
+}
+
+/// Records a legal hold kept from a rule in a pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldCount {
+    /// The hold.
+    pub hold: String,
+    /// Its reason, for the report.
+    pub reason: String,
+    /// Records the rule would otherwise have acted on.
+    pub records: u64,
+}
+
+/// A legal hold that began, changed or ended (also written to the audit trail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldEvent {
+    /// The hold.
+    pub hold: String,
+    /// `hold-start`, `hold-change` or `hold-end`.
+    pub event: String,
 }
 
 /// One rule's result in a pass.
@@ -36,6 +62,15 @@ pub struct RuleOutcome {
     pub acted: u64,
     /// Batches committed.
     pub batches: u64,
+    /// Records the rule matched at the start of the pass (after holds and keep rules).
+    #[serde(default)]
+    pub matched: Option<u64>,
+    /// Rows in the table at the start of the pass (the brake's denominator).
+    #[serde(default)]
+    pub table_rows: Option<u64>,
+    /// Records held back by legal holds, per hold.
+    #[serde(default)]
+    pub held: Vec<HeldCount>,
     /// How it ended.
     pub status: RuleStatus,
     /// What went wrong, in words a sysadmin can act on.
@@ -70,10 +105,42 @@ pub struct RunSummary {
     pub rules: Vec<RuleOutcome>,
     /// Settled batches from an earlier, interrupted pass.
     pub reconciled: Reconciled,
+    /// Legal holds that began, changed or ended at this pass.
+    #[serde(default)]
+    pub hold_events: Vec<HoldEvent>,
     /// Entries in the audit trail after the pass.
     pub audit_entries: i64,
     /// The trail's head hash after the pass (anchors the trail).
     pub audit_head: String,
+}
+
+impl RuleOutcome {
+    /// A fresh outcome for `rule`, before anything happened.
+    pub fn new(rule: &crate::config::Rule) -> RuleOutcome {
+        RuleOutcome {
+            rule: rule.name.clone(),
+            description: rule.description.clone(),
+            legal_basis: rule.legal_basis.clone(),
+            database: rule.database.clone(),
+            table: rule.table.to_string(),
+            action: rule.action.verb().to_owned(),
+            cutoff: None,
+            acted: 0,
+            batches: 0,
+            matched: None,
+            table_rows: None,
+            held: Vec::new(),
+            status: RuleStatus::Ok,
+            error: None,
+        }
+    }
+
+    /// Marks the rule failed with `error`.
+    pub fn fail(mut self, error: impl Into<String>) -> RuleOutcome {
+        self.status = RuleStatus::Failed;
+        self.error = Some(error.into());
+        self
+    }
 }
 
 impl RunSummary {

@@ -14,7 +14,7 @@ async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
     let config = write_config(
         db.dir.path(),
         &format!(
-            "{}[[rule]]\nname = \"old\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"applicants\"\nkey = \"id\"\nexpires = {{ since = \"decided_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = 2\n",
+            "{}[[rule]]\nname = \"old\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"applicants\"\nkey = \"id\"\nexpires = {{ since = \"decided_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = 2\n# most of this table expires; the brake is tested in safeguards.rs\nmax_fraction = 1.0\n",
             config_head(&db)
         ),
     );

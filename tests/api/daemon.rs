@@ -108,7 +108,7 @@ async fn table_db(rows: i64) -> Option<TestDb> {
 }
 
 fn rule(extra: &str) -> String {
-    format!("[[rule]]\nname = \"old-events\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"events\"\nkey = \"id\"\nexpires = {{ since = \"happened_at\", after = \"1 year\" }}\naction = \"delete\"\n{extra}")
+    format!("[[rule]]\nname = \"old-events\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"events\"\nkey = \"id\"\nexpires = {{ since = \"happened_at\", after = \"1 year\" }}\naction = \"delete\"\nmax_fraction = 1.0\n{extra}")
 }
 
 fn with_schedule(db: &TestDb, schedule: &str, extra_daemon: &str, rules: &str) -> PathBuf {

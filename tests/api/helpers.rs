@@ -49,6 +49,7 @@ fn spec(name: &str, url: &str) -> DatabaseSpec {
         engine,
         url: url.into(),
         secret: Secret::None,
+        timeouts: Default::default(),
         line: 0,
     }
 }
