@@ -506,7 +506,7 @@ fn query_error(database: &str, e: sqlx::Error) -> DbError {
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
             let sqlite = d
                 .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-                .and_then(|e| sqlx::error::DatabaseError::code(e))
+                .and_then(sqlx::error::DatabaseError::code)
                 .and_then(|c| c.parse::<i32>().ok())
                 .is_some_and(|c| matches!(c & 0xff, 5 | 6));
             mysql || sqlstate || sqlite
