@@ -121,7 +121,7 @@ impl Metrics {
                     action: r.action.clone(),
                 })
                 .inc_by(r.acted);
-            if r.status == RuleStatus::Failed {
+            if matches!(r.status, RuleStatus::Failed | RuleStatus::Braked) {
                 self.failures
                     .get_or_create(&RuleLabel {
                         rule: r.rule.clone(),

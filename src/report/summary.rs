@@ -144,9 +144,12 @@ impl RuleOutcome {
 }
 
 impl RunSummary {
-    /// Whether any rule failed or any batch is still in doubt.
+    /// Whether any rule failed or was braked, or any batch is still in doubt: the pass
+    /// exits 1 and its report says so at the top.
     pub fn failed(&self) -> bool {
-        self.rules.iter().any(|r| r.status == RuleStatus::Failed)
+        self.rules
+            .iter()
+            .any(|r| matches!(r.status, RuleStatus::Failed | RuleStatus::Braked))
             || !self.reconciled.unresolved.is_empty()
     }
 

@@ -8,4 +8,5 @@ mod daemon;
 mod enforcement;
 mod failures;
 mod helpers;
+mod safeguards;
 mod time_columns;
