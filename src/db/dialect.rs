@@ -161,6 +161,18 @@ impl Dialect {
         }
     }
 
+    /// What follows `WHERE key IN (…)` in a batch's DELETE or UPDATE. On MySQL/MariaDB the
+    /// optimizer may plan a small table's `IN` list as a full scan, which locks every row
+    /// it reads, so the batch would wait on rows it does not touch (held by a foreground
+    /// transaction); `ORDER BY key LIMIT n` makes it an index range over exactly the keys,
+    /// and caps the statement at the batch's size besides.
+    pub fn action_suffix(self, key: &str, n: usize) -> String {
+        match self {
+            Dialect::MySql => format!(" ORDER BY {key} LIMIT {n}"),
+            Dialect::Postgres | Dialect::Sqlite => String::new(),
+        }
+    }
+
     /// The statement that opens a batch transaction.
     pub fn begin(self) -> &'static str {
         match self {

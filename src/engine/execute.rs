@@ -138,6 +138,10 @@ pub async fn execute_rule(
             tokio::time::sleep(rule.batch_pause).await;
         }
     }
+    if outcome.status == RuleStatus::Ok && outcome.acted < limit {
+        outcome.deferred = limit - outcome.acted;
+        tracing::info!(rule = %rule.name, records = outcome.deferred, "matched records were busy; left for the next pass");
+    }
     if outcome.status != RuleStatus::Failed && outcome.batches > 0 {
         cleanup_journal(m, ctx).await;
     }
@@ -309,6 +313,7 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
         }
     }
     sql.in_list(&key, &keys);
+    sql.push(&d.action_suffix(&key, keys.len()));
     Ok(sql)
 }
 

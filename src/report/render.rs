@@ -40,6 +40,7 @@ struct Labels {
     braked_banner: &'static str,
     held: &'static str,
     would: &'static str,
+    deferred: &'static str,
     holds: &'static str,
     trail: &'static str,
     entries: &'static str,
@@ -70,6 +71,7 @@ const EN: Labels = Labels {
     braked_banner: "ATTENTION: the safety brake stopped these rules; nothing was done for them",
     held: "held back by legal hold",
     would: "would act on",
+    deferred: "busy (locked by another transaction), left for the next pass",
     holds: "Legal holds",
     trail: "Audit trail",
     entries: "entries, head hash",
@@ -101,6 +103,7 @@ const NL: Labels = Labels {
         "LET OP: de veiligheidsrem hield deze regels tegen; er werd niets voor uitgevoerd",
     held: "tegengehouden door juridische blokkering",
     would: "zou behandelen",
+    deferred: "bezet (vergrendeld door een andere transactie), voor de volgende doorloop",
     holds: "Juridische blokkeringen",
     trail: "Audittrail",
     entries: "regels, laatste hash",
@@ -186,6 +189,9 @@ fn text(s: &RunSummary, l: &Labels) -> String {
         }
         for h in &r.held {
             let _ = writeln!(o, "    {} {}: {} ({})", l.held, h.hold, h.records, h.reason);
+        }
+        if r.deferred > 0 {
+            let _ = writeln!(o, "    {}: {}", l.deferred, r.deferred);
         }
         if let Some(d) = &r.description {
             let _ = writeln!(o, "    {d}");

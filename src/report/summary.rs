@@ -68,6 +68,10 @@ pub struct RuleOutcome {
     /// Rows in the table at the start of the pass (the brake's denominator).
     #[serde(default)]
     pub table_rows: Option<u64>,
+    /// Matched records that were busy (locked by another transaction, or changed since
+    /// they were counted) and are left for the next pass.
+    #[serde(default)]
+    pub deferred: u64,
     /// Records held back by legal holds, per hold.
     #[serde(default)]
     pub held: Vec<HeldCount>,
@@ -129,6 +133,7 @@ impl RuleOutcome {
             batches: 0,
             matched: None,
             table_rows: None,
+            deferred: 0,
             held: Vec::new(),
             status: RuleStatus::Ok,
             error: None,

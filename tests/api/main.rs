@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod enforcement;
 mod failures;
+mod faults;
 mod helpers;
 mod safeguards;
 mod time_columns;

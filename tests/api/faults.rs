@@ -1,0 +1,231 @@
+//! Database faults: a foreground lock never stalls a pass, and a connection cut mid-pass
+//! (through a TCP proxy the test controls, not by stopping the shared server) ends the
+//! pass with a clear failure while the other databases' rules complete; the trail
+//! verifies, and the next pass finishes the job.
+
+use crate::helpers::{audit_keys, command, config_head, raw, run, write_config, Kind, TestDb};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+async fn events(kind: Kind, n: i64) -> Option<TestDb> {
+    let db = TestDb::new(kind).await?;
+    db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at DATE)")
+        .await;
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|i| format!("({i}, '2001-01-01')"))
+            .collect();
+        db.exec(&format!("INSERT INTO events VALUES {}", rows.join(", ")))
+            .await;
+    }
+    Some(db)
+}
+
+fn events_rule(name: &str, database: &str, extra: &str) -> String {
+    format!("[[rule]]\nname = \"{name}\"\nlegal_basis = \"test\"\ndatabase = \"{database}\"\ntable = \"events\"\nkey = \"id\"\nexpires = {{ since = \"happened_at\", after = \"1 year\" }}\naction = \"delete\"\nmax_fraction = 1.0\n{extra}\n")
+}
+
+async fn a_foreground_lock_does_not_stall_the_pass(kind: Kind) {
+    let Some(db) = events(kind, 20).await else {
+        return;
+    };
+    let head = config_head(&db).replace("\n\n[[", "\n[[").replacen(
+        &format!("url = \"{}\"\n", db.url),
+        &format!("url = \"{}\"\nlock_timeout = \"1 s\"\n", db.url),
+        1,
+    );
+    let config = write_config(
+        db.dir.path(),
+        &format!(
+            "{head}{}",
+            events_rule("old-events", "main", "batch_size = 5")
+        ),
+    );
+    // A foreground transaction holds a row lock on expired record 7 for the whole pass.
+    let mut foreground = db.db.begin().await.expect("begin");
+    foreground
+        .execute(&raw(
+            &db.db,
+            "UPDATE events SET happened_at = happened_at WHERE id = 7",
+        ))
+        .await
+        .expect("lock");
+    let started = Instant::now();
+    let r = tokio::task::spawn_blocking(move || run(&config, &["run", "--once"]))
+        .await
+        .expect("join");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the pass stalled for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("left for the next pass: 1"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        db.rows("events", &["id"]).await,
+        vec![vec![Some("7".to_owned())]]
+    );
+    drop(foreground.commit().await);
+    let config = db.dir.path().join("retentiond.toml");
+    assert_eq!(run(&config, &["run", "--once"]).code, 0);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM events").await,
+        0,
+        "the locked record went next pass"
+    );
+    assert_eq!(audit_keys(&config).len(), 20);
+}
+
+#[tokio::test]
+async fn a_foreground_lock_does_not_stall_the_pass_on_postgres() {
+    a_foreground_lock_does_not_stall_the_pass(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_foreground_lock_does_not_stall_the_pass_on_mariadb() {
+    a_foreground_lock_does_not_stall_the_pass(Kind::MySql).await;
+}
+
+/// A TCP proxy on 127.0.0.1 that can cut every connection and refuse new ones.
+struct Proxy {
+    addr: SocketAddr,
+    cut: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy listen");
+        let addr = listener.local_addr().expect("addr");
+        let (cut, cut_rx) = watch::channel(false);
+        let cut_rx = Arc::new(cut_rx);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    continue; // dropped: the connection is refused at once
+                }
+                let mut rx = (*cut_rx).clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = rx.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, cut }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_mid_pass_fails_cleanly_and_the_next_pass_finishes() {
+    let Some(pg) = events(Kind::Postgres, 3000).await else {
+        return;
+    };
+    let lite = events(Kind::Sqlite, 5).await.expect("sqlite");
+    let target: SocketAddr = "127.0.0.1:5432".parse().expect("addr");
+    let pg_port = pg
+        .url
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("5432");
+    assert_eq!(
+        pg_port, "5432",
+        "the proxy test expects the local PostgreSQL on 5432"
+    );
+    let proxy = Proxy::start(target).await;
+    let proxied = pg.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let config = write_config(
+        pg.dir.path(),
+        &format!(
+            "[daemon]\nstate_dir = \"{}\"\ntimezone = \"Europe/Brussels\"\n\n[databases.pg]\nurl = \"{proxied}\"\nconnect_timeout = \"1 s\"\nlock_timeout = \"1 s\"\n\n[databases.lite]\nurl = \"{}\"\n\n{}{}",
+            pg.state_dir().display(),
+            lite.url,
+            events_rule("pg-events", "pg", "batch_size = 10\nbatch_pause = \"5 ms\""),
+            events_rule("lite-events", "lite", ""),
+        ),
+    );
+    let child = command(&config, &["run", "--once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while pg.count("SELECT COUNT(*) FROM events").await > 2900 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the purge never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.cut.send(true).expect("cut");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("pg-events") && stdout.contains("FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("after 3 retries")
+            || stdout.contains("unreachable")
+            || stdout.contains("commit failed"),
+        "a clear reason: {stdout}"
+    );
+    assert_eq!(
+        lite.count("SELECT COUNT(*) FROM events").await,
+        0,
+        "the other database's rule completed"
+    );
+    assert_eq!(run(&config, &["audit", "verify"]).code, 0);
+    let remaining = pg.count("SELECT COUNT(*) FROM events").await;
+    assert!(remaining > 0, "the cut stopped the purge");
+    let audited = audit_keys(&config)
+        .iter()
+        .filter(|(r, _, _)| r == "pg-events")
+        .count() as i64;
+    // At most the one batch whose COMMIT was cut may still await settlement.
+    assert!(
+        (0..=10).contains(&(3000 - remaining - audited)),
+        "deleted {} but audited {audited}",
+        3000 - remaining
+    );
+
+    proxy.cut.send(false).expect("restore");
+    let r = run(&config, &["run", "--once"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(pg.count("SELECT COUNT(*) FROM events").await, 0);
+    let trail = audit_keys(&config);
+    let pg_keys: std::collections::BTreeSet<String> = trail
+        .iter()
+        .filter(|(r, _, _)| r == "pg-events")
+        .map(|(_, _, k)| k.clone())
+        .collect();
+    assert_eq!(
+        pg_keys.len(),
+        3000,
+        "every deleted record audited exactly once"
+    );
+    assert_eq!(
+        trail.iter().filter(|(r, _, _)| r == "pg-events").count(),
+        3000
+    );
+    assert_eq!(run(&config, &["audit", "verify"]).code, 0);
+}
