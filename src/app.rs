@@ -65,6 +65,9 @@ pub async fn check(path: &Path) -> Exit {
         }
     };
     let planned = plan_rules(&prepared, Utc::now(), config.daemon.timezone).await;
+    for warning in reference_warnings(&config, &prepared).await {
+        println!("warning: {warning}");
+    }
     prepared.close().await;
     let mut failed = false;
     for (name, spec) in &config.databases {
@@ -101,6 +104,47 @@ pub async fn check(path: &Path) -> Exit {
     } else {
         Exit::Success
     }
+}
+
+/// Delete rules on tables that other tables reference by foreign key, where the rule does
+/// not say (with `keep_while`) what happens to the referencing rows.
+async fn reference_warnings(
+    config: &Config,
+    prepared: &crate::engine::prepare::Prepared<'_>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in config
+        .rules
+        .iter()
+        .filter(|r| r.action == crate::config::Action::Delete)
+    {
+        let Some(db) = prepared.db(rule) else {
+            continue;
+        };
+        let refs = match crate::db::schema::referencing(db, &rule.table).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(format!(
+                    "rule '{}': could not read the foreign keys that reference {}: {e}",
+                    rule.name, rule.table
+                ));
+                continue;
+            }
+        };
+        for r in refs {
+            let covered = rule.keep_while.iter().any(|k| {
+                k.table.name.as_str().eq_ignore_ascii_case(&r.table)
+                    && k.foreign_key.as_str().eq_ignore_ascii_case(&r.column)
+            });
+            if !covered {
+                out.push(format!(
+                    "rule '{}' (line {}) deletes from {}, which {}.{} references ({}). Say what should happen: keep the record while it is referenced (keep_while = [{{ table = \"{}\", foreign_key = \"{}\", since = \"…\", after = \"…\" }}]) or give {} a rule of its own.",
+                    rule.name, rule.line, rule.table, r.table, r.column, r.on_delete, r.table, r.column, r.table
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn print_plan(planned: &[PlannedRule]) -> bool {

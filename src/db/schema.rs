@@ -333,3 +333,65 @@ pub fn check_rule(
         _ => Err(problems),
     }
 }
+
+/// A foreign key in another table that points at a rule's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignRef {
+    /// The referencing table.
+    pub table: String,
+    /// Its referencing column.
+    pub column: String,
+    /// What the database does to referencing rows on delete, in words.
+    pub on_delete: String,
+}
+
+fn on_delete_words(rule: &str) -> String {
+    match rule.to_ascii_uppercase().as_str() {
+        "C" | "CASCADE" => "ON DELETE CASCADE: its rows are deleted along with the record".into(),
+        "N" | "SET NULL" => "ON DELETE SET NULL: its reference is cleared".into(),
+        "D" | "SET DEFAULT" => "ON DELETE SET DEFAULT: its reference is reset".into(),
+        "R" | "RESTRICT" | "A" | "NO ACTION" => "ON DELETE RESTRICT/NO ACTION: a referenced record cannot be deleted, so its batch fails".into(),
+        other => format!("ON DELETE {other}"),
+    }
+}
+
+/// Foreign keys in other tables (or this one) that reference `table`.
+pub async fn referencing(db: &Db, table: &TableName) -> Result<Vec<ForeignRef>, DbError> {
+    let d = db.dialect;
+    let mut sql = Sql::new(d);
+    let name = Value::Text(table.name.as_str().to_owned());
+    match d {
+        Dialect::Postgres => {
+            sql.push("SELECT cl.relname::text, a.attname::text, c.confdeltype::text FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] WHERE c.contype = 'f' AND c.confrelid = to_regclass(")
+                .bind(Value::Text(d.table(table)))
+                .push(")");
+        }
+        Dialect::MySql => {
+            sql.push("SELECT CAST(k.table_name AS CHAR), CAST(k.column_name AS CHAR), CAST(r.delete_rule AS CHAR) FROM information_schema.key_column_usage k JOIN information_schema.referential_constraints r ON r.constraint_schema = k.constraint_schema AND r.constraint_name = k.constraint_name WHERE k.referenced_table_name = ")
+                .bind(name)
+                .push(" AND k.referenced_table_schema = ");
+            match &table.schema {
+                Some(s) => sql.bind(Value::Text(s.as_str().to_owned())),
+                None => sql.push("DATABASE()"),
+            };
+        }
+        Dialect::Sqlite => {
+            sql.push("SELECT m.name, f.\"from\", f.on_delete FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND f.\"table\" = ")
+                .bind(name)
+                .push(" COLLATE NOCASE");
+        }
+    }
+    Ok(db
+        .fetch_texts(&sql)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            ForeignRef {
+                table: get(0),
+                column: get(1),
+                on_delete: on_delete_words(&get(2)),
+            }
+        })
+        .collect())
+}

@@ -345,3 +345,55 @@ async fn a_filter_the_database_rejects_is_a_config_error_on_its_line() {
         r.stderr
     );
 }
+
+async fn check_warns_about_unhandled_foreign_keys(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, region VARCHAR(20), kind VARCHAR(20), closed_on DATE);
+         CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id) ON DELETE CASCADE, invoice_date DATE)",
+    )
+    .await;
+    if kind == Kind::MySql {
+        // MariaDB ignores inline REFERENCES; declare the key as a table constraint.
+        db.exec("ALTER TABLE invoices ADD CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE").await;
+    }
+    let config = write_config(
+        db.dir.path(),
+        &format!("{}{}", config_head(&db), rule("former-customers", "")),
+    );
+    let r = run(&config, &["check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("invoices.customer_id references") && r.stdout.contains("CASCADE"),
+        "{}",
+        r.stdout
+    );
+    let keep = "keep_while = [{ table = \"invoices\", foreign_key = \"customer_id\", since = \"invoice_date\", after = \"7 years\" }]";
+    let config = write_config(
+        db.dir.path(),
+        &format!("{}{}", config_head(&db), rule("former-customers", keep)),
+    );
+    let r = run(&config, &["check"]);
+    assert!(
+        !r.stdout.contains("references"),
+        "keep_while says what happens: {}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn check_warns_about_unhandled_foreign_keys_on_postgres() {
+    check_warns_about_unhandled_foreign_keys(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn check_warns_about_unhandled_foreign_keys_on_mariadb() {
+    check_warns_about_unhandled_foreign_keys(Kind::MySql).await;
+}
+
+#[tokio::test]
+async fn check_warns_about_unhandled_foreign_keys_on_sqlite() {
+    check_warns_about_unhandled_foreign_keys(Kind::Sqlite).await;
+}
