@@ -186,3 +186,52 @@ fn the_shipped_example_config_is_valid() {
     let c = load(src).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.rules.len(), 5);
 }
+
+mod properties {
+    //! Hostile input: whatever the file holds, the loader answers with a config or an
+    //! error that names a line, and never panics.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_text_is_parsed_or_refused_without_panic(src in "\\PC{0,400}") {
+            if let Err(e) = load(&src) {
+                prop_assert!(!e.problems.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_edit_of_a_valid_config_is_parsed_or_refused_with_a_line(at in 0usize..2000, text in "[\\[\\]{}=\"',;.#\\-a-z0-9 \\n]{0,12}") {
+            let at = at.min(GOOD.len());
+            let at = (0..=at).rev().find(|i| GOOD.is_char_boundary(*i)).unwrap_or(0);
+            let src = format!("{}{}{}", &GOOD[..at], text, &GOOD[at..]);
+            match load(&src) {
+                Ok(c) => {
+                    for r in &c.rules {
+                        prop_assert!(Ident::parse(r.key.as_str()).is_ok());
+                    }
+                }
+                Err(e) => {
+                    let lines = src.lines().count().max(1);
+                    for p in &e.problems {
+                        prop_assert!(p.line >= 1 && p.line <= lines + 1, "line {} of {}", p.line, lines);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn an_accepted_identifier_can_never_leave_its_quotes(s in "\\PC{0,40}") {
+            if let Ok(i) = Ident::parse(&s) {
+                prop_assert!(i.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                for quoted in [crate::db::Dialect::Postgres.ident(&i), crate::db::Dialect::MySql.ident(&i), crate::db::Dialect::Sqlite.ident(&i)] {
+                    let inner = &quoted[1..quoted.len() - 1];
+                    prop_assert!(!inner.contains(['"', '`', '\'', ';', ' ', '-', '/', '*']));
+                }
+            }
+        }
+    }
+}
