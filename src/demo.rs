@@ -273,6 +273,15 @@ url = "sqlite://{crm}"
 [databases.books]
 url = "sqlite://{books}"
 
+# A legal hold: the labour inspectorate asked for every application for a technician post.
+[[hold]]
+name = "inspection-2026-044"
+reason = "Labour inspection 2026/044: keep all applications for technician posts until it closes"
+database = "hr"
+table = "applicants"
+filter = "position = 'technieker'"
+until = "2027-06-30"
+
 [[rule]]
 name = "rejected-applicants"
 description = "Applicants are removed as soon as it is clear they will not be hired."
