@@ -11,12 +11,15 @@ mod raw;
 pub use error::{ConfigError, ConfigProblem, Lines};
 pub use ident::{Ident, TableName};
 pub use model::{
-    mask_url, Action, Config, Daemon, DatabaseSpec, Engine, FlagValue, Hold, KeepWhile, Language,
-    Mode, Rule, Secret, Strategy, Timeouts,
+    mask_url, Action, Config, Daemon, DatabaseSpec, EmailSettings, Engine, FlagValue, Hold,
+    KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Strategy, Timeouts,
 };
 pub use period::{parse_pause, Cutoff, Period};
 
-use raw::{RawConfig, RawDaemon, RawDatabase, RawHold, RawKeepWhile, RawRule, RawStrategy};
+use raw::{
+    RawConfig, RawDaemon, RawDatabase, RawEmail, RawHold, RawKeepWhile, RawReport, RawRule,
+    RawStrategy,
+};
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +31,8 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/retentiond/retentiond.toml";
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// The largest batch a rule may ask for; bigger batches hold locks too long.
 pub const MAX_BATCH_SIZE: u32 = 100_000;
+/// Saved reports are kept this many days unless `[report] keep_days` says otherwise.
+pub const DEFAULT_REPORT_KEEP_DAYS: u32 = 400;
 /// Unless a rule says otherwise, one pass may act on at most half of a table.
 pub const DEFAULT_MAX_FRACTION: f64 = 0.5;
 
@@ -128,13 +133,15 @@ impl Validator<'_> {
                 holds.push(h);
             }
         }
-        match (daemon, self.problems.is_empty()) {
-            (Some(daemon), true) => Ok(Config {
+        let report = self.report(raw.report);
+        match (daemon, report, self.problems.is_empty()) {
+            (Some(daemon), Some(report), true) => Ok(Config {
                 path: self.lines.file().to_owned(),
                 daemon,
                 databases,
                 rules,
                 holds,
+                report,
             }),
             _ => Err(ConfigError {
                 problems: self.problems,
@@ -309,6 +316,61 @@ impl Validator<'_> {
             secret: secret?,
             timeouts,
             line,
+        })
+    }
+
+    fn report(&mut self, raw: Option<Spanned<RawReport>>) -> Option<ReportSettings> {
+        let Some(raw) = raw.map(Spanned::into_inner) else {
+            return Some(ReportSettings { keep_days: DEFAULT_REPORT_KEEP_DAYS, email: None });
+        };
+        let keep_days = match &raw.keep_days {
+            None => Some(DEFAULT_REPORT_KEEP_DAYS),
+            Some(k) => match u32::try_from(*k.get_ref()) {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    self.err(k, "report.keep_days", "must be a whole number of days, at least 1");
+                    None
+                }
+            },
+        };
+        let email = match raw.email {
+            None => Some(None),
+            Some(e) => self.email(e.into_inner()).map(Some),
+        };
+        Some(ReportSettings { keep_days: keep_days?, email: email? })
+    }
+
+    fn email(&mut self, e: RawEmail) -> Option<EmailSettings> {
+        let url = e.smtp_url.get_ref();
+        let scheme_ok = url.starts_with("smtp://") || url.starts_with("smtps://");
+        if !scheme_ok {
+            self.err(&e.smtp_url, "report.email.smtp_url", format!(
+                "'{}' is not an SMTP URL; write smtp://host:587?tls=required (STARTTLS), smtps://host:465 (TLS) or smtp://localhost:25 (a local relay)",
+                mask_url(url)
+            ));
+        }
+        let mut ok = scheme_ok;
+        let check = |v: &mut Self, addr: &Spanned<String>, key: &str| {
+            if addr.get_ref().parse::<lettre::message::Mailbox>().is_err() {
+                v.err(addr, key, format!("'{}' is not a mail address; write \"name@example.org\" or \"Name <name@example.org>\"", addr.get_ref()));
+                false
+            } else {
+                true
+            }
+        };
+        ok &= check(self, &e.from, "report.email.from");
+        for to in e.to.get_ref() {
+            ok &= check(self, to, "report.email.to");
+        }
+        if e.to.get_ref().is_empty() {
+            self.err(&e.to, "report.email.to", "lists no recipient");
+            ok = false;
+        }
+        ok.then(|| EmailSettings {
+            smtp_url: e.smtp_url.into_inner(),
+            from: e.from.into_inner(),
+            to: e.to.into_inner().into_iter().map(Spanned::into_inner).collect(),
+            password_file: e.password_file.map(|p| PathBuf::from(p.into_inner())),
         })
     }
 

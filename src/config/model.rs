@@ -21,6 +21,41 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[[hold]]`: legal holds, which protect records from every rule.
     pub holds: Vec<Hold>,
+    /// `[report]`: where the management report goes.
+    pub report: ReportSettings,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// Saved reports older than this many days are removed.
+    pub keep_days: u32,
+    /// Mail the report after every pass, if set.
+    pub email: Option<EmailSettings>,
+}
+
+/// `[report.email]`.
+#[derive(Clone)]
+pub struct EmailSettings {
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (TLS), or
+    /// `smtp://host:25` (plain, for a local relay). A user name may be in the URL.
+    pub smtp_url: String,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The SMTP password, read at send time.
+    pub password_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("smtp_url", &mask_url(&self.smtp_url))
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish()
+    }
 }
 
 impl Config {

@@ -16,6 +16,25 @@ pub struct RawConfig {
     pub rule: Vec<Spanned<RawRule>>,
     #[serde(default)]
     pub hold: Vec<Spanned<RawHold>>,
+    pub report: Option<Spanned<RawReport>>,
+}
+
+/// `[report]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReport {
+    pub keep_days: Option<Spanned<i64>>,
+    pub email: Option<Spanned<RawEmail>>,
+}
+
+/// `[report.email]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub smtp_url: Spanned<String>,
+    pub from: Spanned<String>,
+    pub to: Spanned<Vec<Spanned<String>>>,
+    pub password_file: Option<Spanned<String>>,
 }
 
 /// `[[hold]]`: a legal hold.

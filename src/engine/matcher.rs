@@ -195,6 +195,15 @@ impl Matcher<'_> {
         sql
     }
 
+    /// For a `flag` rule, `SELECT COUNT(*)` of the records carrying its flag.
+    pub fn count_flagged(&self) -> Option<Sql> {
+        let Action::Flag { column, value } = &self.rule.action else { return None };
+        let mut sql = Sql::new(self.dialect);
+        sql.push("SELECT COUNT(*) FROM ").push(&self.table()).push(" WHERE ")
+            .push(&self.dialect.ident(column)).push(" = ").bind(flag_value(value));
+        Some(sql)
+    }
+
     /// `SELECT COUNT(*)` of the whole table (the brake's denominator).
     pub fn count_table(&self) -> Sql {
         let mut sql = Sql::new(self.dialect);

@@ -98,7 +98,9 @@ pub async fn run_pass(
                     stop,
                     batch_counter: &batch_counter,
                 };
-                run_rule(m, db, started, config, options.confirm, &ctx).await
+                let mut o = run_rule(m, db, started, config, options.confirm, &ctx).await;
+                outlook(m, db, config, &mut o).await;
+                o
             }
             (Readiness::Unavailable(why), _) => RuleOutcome::new(rule).fail(why.clone()),
             (Readiness::Ready(_), None) => {
@@ -179,6 +181,19 @@ async fn run_rule(
     }
     execute_rule(m, &when, e.matched, ctx, &mut o).await;
     o
+}
+
+/// What lies ahead for a rule, for the report: what it will act on within 30 days, and
+/// (for flags) how many records wait for a human decision. Best effort: a failure here
+/// leaves the numbers out, never fails the rule.
+async fn outlook(m: &Matcher<'_>, db: &Db, config: &Config, o: &mut RuleOutcome) {
+    let in_30_days = Utc::now() + chrono::Duration::days(30);
+    if let Some(when) = m.when(in_30_days, config.daemon.timezone) {
+        o.forecast_30d = db.fetch_i64(&m.count(&when)).await.ok().map(|n| n.max(0) as u64);
+    }
+    if let Some(sql) = m.count_flagged() {
+        o.awaiting_review = db.fetch_i64(&sql).await.ok().map(|n| n.max(0) as u64);
+    }
 }
 
 fn needs_hasher(config: &Config) -> bool {

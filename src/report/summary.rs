@@ -75,6 +75,12 @@ pub struct RuleOutcome {
     /// Records held back by legal holds, per hold.
     #[serde(default)]
     pub held: Vec<HeldCount>,
+    /// Records the rule will have to act on 30 days from now (forecast by `plan`).
+    #[serde(default)]
+    pub forecast_30d: Option<u64>,
+    /// For `flag` rules: records that carry the flag, waiting for a human decision.
+    #[serde(default)]
+    pub awaiting_review: Option<u64>,
     /// How it ended.
     pub status: RuleStatus,
     /// What went wrong, in words a sysadmin can act on.
@@ -134,6 +140,8 @@ impl RuleOutcome {
             matched: None,
             table_rows: None,
             deferred: 0,
+            forecast_30d: None,
+            awaiting_review: None,
             held: Vec::new(),
             status: RuleStatus::Ok,
             error: None,
