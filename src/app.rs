@@ -268,7 +268,7 @@ pub async fn run_once(path: &Path, rules: &[String], confirm: Option<u64>) -> Ex
         confirm,
     };
     match one_pass(&config, &options, &CancellationToken::new()).await {
-        Ok(summary) => {
+        Ok((summary, _)) => {
             print!(
                 "{}",
                 render::render(&summary, Format::Text, config.daemon.language)
@@ -283,29 +283,25 @@ pub async fn run_once(path: &Path, rules: &[String], confirm: Option<u64>) -> Ex
     }
 }
 
-/// Runs a pass and saves its reports; maps pass errors to exit statuses.
+/// Runs a pass and publishes its report (saved, and mailed if configured); maps pass
+/// errors to exit statuses. Returns the summary and the saved HTML report.
 async fn one_pass(
     config: &Config,
     options: &PassOptions,
     stop: &CancellationToken,
-) -> Result<RunSummary, Exit> {
+) -> Result<(RunSummary, Option<std::path::PathBuf>), Exit> {
     let state = State::open(&config.daemon.state_dir).await.map_err(|e| {
         eprintln!("error: {e}");
         Exit::Failure
     })?;
     let result = run_pass(config, &state, options, stop).await;
+    let html = match &result {
+        Ok(summary) => crate::report::files::publish(config, &state, summary).await,
+        Err(_) => None,
+    };
     state.close().await;
     match result {
-        Ok(summary) => {
-            if let Err(e) = crate::report::files::save(
-                &config.daemon.state_dir,
-                &summary,
-                config.daemon.language,
-            ) {
-                tracing::warn!(error = %e, "could not save the report files");
-            }
-            Ok(summary)
-        }
+        Ok(summary) => Ok((summary, html)),
         Err(PassError::Config(e)) => {
             eprint!("error: {e}");
             Err(Exit::Config)
@@ -480,8 +476,14 @@ pub async fn audit_export(
     }
 }
 
-/// `report`.
-pub async fn report(path: &Path, run: Option<&str>, format: Format) -> Exit {
+/// `report`: the management report of a pass (the last one, one by id, or the last one
+/// on a date), rendered as HTML, text or JSON.
+pub async fn report(
+    path: &Path,
+    run: Option<&str>,
+    date: Option<&str>,
+    format: crate::report::document::Format,
+) -> Exit {
     let config = match load(path) {
         Ok(c) => c,
         Err(e) => return e,
@@ -494,17 +496,46 @@ pub async fn report(path: &Path, run: Option<&str>, format: Format) -> Exit {
         }
         Err(e) => return e,
     };
-    let row = state.run(run).await;
+    let exit = report_from(&config, &state, run, date, format).await;
     state.close().await;
-    let row = match row {
-        Ok(Some(r)) => r,
+    exit
+}
+
+async fn report_from(
+    config: &Config,
+    state: &State,
+    run: Option<&str>,
+    date: Option<&str>,
+    format: crate::report::document::Format,
+) -> Exit {
+    let found = match (run, date) {
+        (Some(id), _) => state.run(Some(id)).await.map(|r| r.and_then(|r| r.summary)),
+        (None, Some(d)) => {
+            let tz = config.daemon.timezone;
+            let Ok(from) = parse_moment(d, tz) else {
+                eprintln!("error: --date: '{d}' is not a date; write YYYY-MM-DD");
+                return Exit::Usage;
+            };
+            let until = crate::state::time_text(from + chrono::Duration::days(1));
+            state
+                .summaries_between(&crate::state::time_text(from), &until)
+                .await
+                .map(|v| v.into_iter().last())
+        }
+        (None, None) => state.run(None).await.map(|r| r.and_then(|r| r.summary)),
+    };
+    let summary = match found {
+        Ok(Some(s)) => s,
         Ok(None) => {
             eprintln!(
                 "error: {}",
-                match run {
-                    Some(id) =>
-                        format!("no pass with id {id}; `retentiond audit export` lists run ids"),
-                    None => "no finished pass yet; run `retentiond run --once` first".to_owned(),
+                match (run, date) {
+                    (Some(id), _) => format!(
+                        "no finished pass with id {id}; `retentiond audit export` lists run ids"
+                    ),
+                    (None, Some(d)) => format!("no finished pass on {d}"),
+                    (None, None) =>
+                        "no finished pass yet; run `retentiond run --once` first".to_owned(),
                 }
             );
             return Exit::Failure;
@@ -514,22 +545,24 @@ pub async fn report(path: &Path, run: Option<&str>, format: Format) -> Exit {
             return Exit::Failure;
         }
     };
-    let Some(summary) = row
-        .summary
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<RunSummary>(s).ok())
-    else {
-        eprintln!(
-            "error: pass {} ended as '{}' without a summary (it was interrupted)",
-            row.run_id, row.status
-        );
+    let Ok(summary) = serde_json::from_str::<RunSummary>(&summary) else {
+        eprintln!("error: the stored summary of this pass cannot be read");
         return Exit::Failure;
     };
-    print!(
-        "{}",
-        render::render(&summary, format, config.daemon.language)
-    );
-    Exit::Success
+    let rendered = crate::report::files::report_of(config, state, &summary)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| crate::report::document::render(&r, format));
+    match rendered {
+        Ok(text) => {
+            print!("{text}");
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failure
+        }
+    }
 }
 
 /// `demo`.
@@ -541,9 +574,11 @@ pub async fn demo(dir: Option<&Path>) -> Exit {
                 Err(e) => return e,
             };
             println!("retentiond demo — a small company's HR, CRM and bookkeeping in SQLite\n");
+            let mut html = None;
             let status =
                 match one_pass(&config, &PassOptions::default(), &CancellationToken::new()).await {
-                    Ok(s) => {
+                    Ok((s, report)) => {
+                        html = report;
                         print!(
                             "{}",
                             render::render(&s, Format::Text, config.daemon.language)
@@ -566,6 +601,12 @@ pub async fn demo(dir: Option<&Path>) -> Exit {
                 "  reports:       {}",
                 config.daemon.state_dir.join("reports").display()
             );
+            if let Some(html) = &html {
+                println!(
+                    "  this report:   {}  (open it in a browser)",
+                    html.display()
+                );
+            }
             println!("\nTry next:");
             let c = demo.config.display();
             println!(

@@ -109,8 +109,11 @@ pub struct ReportArgs {
     #[arg(long, conflicts_with = "run")]
     pub last: bool,
     /// A pass by id (as in the audit trail's run_id).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "date")]
     pub run: Option<String>,
+    /// The last pass on this date (YYYY-MM-DD, in the configured timezone).
+    #[arg(long, conflicts_with = "last")]
+    pub date: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,

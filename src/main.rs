@@ -7,7 +7,7 @@ use clap::Parser;
 use cli::{AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat, ReportFormat};
 use retentiond::app::{self, Exit};
 use retentiond::audit::export;
-use retentiond::report::render::Format;
+use retentiond::report::document::Format;
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                     ReportFormat::Json => Format::Json,
                     ReportFormat::Html => Format::Html,
                 };
-                app::report(path, args.run.as_deref(), format).await
+                app::report(path, args.run.as_deref(), args.date.as_deref(), format).await
             }
             Command::Demo { dir } => app::demo(dir.as_deref()).await,
         }

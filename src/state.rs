@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS holds_seen (
     tbl TEXT NOT NULL,
     active INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mail_outbox (
+    run_id TEXT PRIMARY KEY,
+    queued_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pending (
     batch_id TEXT PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -434,6 +438,51 @@ impl State {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Summaries of passes that started at or after `from` and before `until` (RFC 3339).
+    pub async fn summaries_between(
+        &self,
+        from: &str,
+        until: &str,
+    ) -> Result<Vec<String>, StateError> {
+        let rows = sqlx::query("SELECT summary FROM runs WHERE started_at >= ?1 AND started_at < ?2 AND summary IS NOT NULL ORDER BY started_at")
+            .bind(from)
+            .bind(until)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StateError::Db))
+            .collect()
+    }
+
+    /// Queues the report of `run_id` for mailing (kept until it is sent).
+    pub async fn queue_mail(&self, run_id: &str) -> Result<(), StateError> {
+        sqlx::query("INSERT OR IGNORE INTO mail_outbox (run_id, queued_at) VALUES (?1, ?2)")
+            .bind(run_id)
+            .bind(now_text())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Reports waiting to be mailed, oldest first.
+    pub async fn outbox(&self) -> Result<Vec<String>, StateError> {
+        let rows = sqlx::query("SELECT run_id FROM mail_outbox ORDER BY queued_at, run_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StateError::Db))
+            .collect()
+    }
+
+    /// The report of `run_id` was mailed.
+    pub async fn mail_sent(&self, run_id: &str) -> Result<(), StateError> {
+        sqlx::query("DELETE FROM mail_outbox WHERE run_id = ?1")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

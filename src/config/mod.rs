@@ -321,14 +321,21 @@ impl Validator<'_> {
 
     fn report(&mut self, raw: Option<Spanned<RawReport>>) -> Option<ReportSettings> {
         let Some(raw) = raw.map(Spanned::into_inner) else {
-            return Some(ReportSettings { keep_days: DEFAULT_REPORT_KEEP_DAYS, email: None });
+            return Some(ReportSettings {
+                keep_days: DEFAULT_REPORT_KEEP_DAYS,
+                email: None,
+            });
         };
         let keep_days = match &raw.keep_days {
             None => Some(DEFAULT_REPORT_KEEP_DAYS),
             Some(k) => match u32::try_from(*k.get_ref()) {
                 Ok(n) if n >= 1 => Some(n),
                 _ => {
-                    self.err(k, "report.keep_days", "must be a whole number of days, at least 1");
+                    self.err(
+                        k,
+                        "report.keep_days",
+                        "must be a whole number of days, at least 1",
+                    );
                     None
                 }
             },
@@ -337,7 +344,10 @@ impl Validator<'_> {
             None => Some(None),
             Some(e) => self.email(e.into_inner()).map(Some),
         };
-        Some(ReportSettings { keep_days: keep_days?, email: email? })
+        Some(ReportSettings {
+            keep_days: keep_days?,
+            email: email?,
+        })
     }
 
     fn email(&mut self, e: RawEmail) -> Option<EmailSettings> {
@@ -369,7 +379,12 @@ impl Validator<'_> {
         ok.then(|| EmailSettings {
             smtp_url: e.smtp_url.into_inner(),
             from: e.from.into_inner(),
-            to: e.to.into_inner().into_iter().map(Spanned::into_inner).collect(),
+            to: e
+                .to
+                .into_inner()
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             password_file: e.password_file.map(|p| PathBuf::from(p.into_inner())),
         })
     }

@@ -207,7 +207,7 @@ impl Daemon<'_> {
                 }
             }
         };
-        self.after_pass(rules, result);
+        self.after_pass(rules, result).await;
         if stop.is_cancelled() {
             return Some(Exit::Success);
         }
@@ -217,16 +217,10 @@ impl Daemon<'_> {
         None
     }
 
-    fn after_pass(&mut self, rules: &[String], result: Result<RunSummary, PassError>) {
+    async fn after_pass(&mut self, rules: &[String], result: Result<RunSummary, PassError>) {
         match result {
             Ok(s) => {
-                if let Err(e) = crate::report::files::save(
-                    &self.config.daemon.state_dir,
-                    &s,
-                    self.config.daemon.language,
-                ) {
-                    tracing::warn!(error = %e, "could not save the report files");
-                }
+                crate::report::files::publish(&self.config, &self.state, &s).await;
                 self.metrics.record(&s);
                 self.last = format!(
                     "{} {} at {}, {} records",

@@ -197,10 +197,16 @@ impl Matcher<'_> {
 
     /// For a `flag` rule, `SELECT COUNT(*)` of the records carrying its flag.
     pub fn count_flagged(&self) -> Option<Sql> {
-        let Action::Flag { column, value } = &self.rule.action else { return None };
+        let Action::Flag { column, value } = &self.rule.action else {
+            return None;
+        };
         let mut sql = Sql::new(self.dialect);
-        sql.push("SELECT COUNT(*) FROM ").push(&self.table()).push(" WHERE ")
-            .push(&self.dialect.ident(column)).push(" = ").bind(flag_value(value));
+        sql.push("SELECT COUNT(*) FROM ")
+            .push(&self.table())
+            .push(" WHERE ")
+            .push(&self.dialect.ident(column))
+            .push(" = ")
+            .bind(flag_value(value));
         Some(sql)
     }
 

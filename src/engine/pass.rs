@@ -189,7 +189,11 @@ async fn run_rule(
 async fn outlook(m: &Matcher<'_>, db: &Db, config: &Config, o: &mut RuleOutcome) {
     let in_30_days = Utc::now() + chrono::Duration::days(30);
     if let Some(when) = m.when(in_30_days, config.daemon.timezone) {
-        o.forecast_30d = db.fetch_i64(&m.count(&when)).await.ok().map(|n| n.max(0) as u64);
+        o.forecast_30d = db
+            .fetch_i64(&m.count(&when))
+            .await
+            .ok()
+            .map(|n| n.max(0) as u64);
     }
     if let Some(sql) = m.count_flagged() {
         o.awaiting_review = db.fetch_i64(&sql).await.ok().map(|n| n.max(0) as u64);
