@@ -303,11 +303,15 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
             .filter_map(|o| explain(o, lang)),
     );
     let (days, trend) = trend(summary, history, started, tz);
-    let series: Vec<Series> = trend
+    // In config order, like the table above the chart.
+    let series: Vec<Series> = summary
+        .rules
         .iter()
-        .map(|(name, values)| Series {
-            name: name.clone(),
-            values: values.clone(),
+        .filter_map(|r| {
+            trend.get(&r.rule).map(|values| Series {
+                name: r.rule.clone(),
+                values: values.clone(),
+            })
         })
         .collect();
     let removed = totals.deleted + totals.anonymized;

@@ -9,5 +9,6 @@ mod enforcement;
 mod failures;
 mod faults;
 mod helpers;
+mod report;
 mod safeguards;
 mod time_columns;
