@@ -2,6 +2,7 @@
 //! One test crate (one link step); each test makes its own database.
 
 mod audit_trail;
+mod bench_smoke;
 mod config_errors;
 mod crash;
 mod daemon;
