@@ -317,6 +317,11 @@ impl State {
     /// Writes an intent durably (fsync) before the target database commits.
     pub async fn write_intent(&self, i: &Intent) -> Result<(), StateError> {
         let keys = serde_json::to_string(&i.keys).map_err(StateError::io)?;
+        let mut conn = self.pool.acquire().await?;
+        // Whatever a confirm left on this connection: an intent is always fsynced.
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
         sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
             .bind(&i.batch_id)
             .bind(&i.run_id)
@@ -327,14 +332,21 @@ impl State {
             .bind(&i.legal_basis)
             .bind(keys)
             .bind(&i.created_at)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
         Ok(())
     }
 
-    /// The batch committed: its intent becomes audit entries, atomically.
+    /// The batch committed: its intent becomes audit entries, atomically. This commit is
+    /// not fsynced on its own (the next intent's fsync carries it to disk): if a power cut
+    /// loses it, the intent and the batch's journal row survive, and the next start writes
+    /// the same entries again (see `engine::reconcile`).
     pub async fn confirm(&self, i: &Intent, at: &str) -> Result<(), StateError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let what = crate::audit::Action {
             run_id: &i.run_id,
             rule: &i.rule,

@@ -47,6 +47,9 @@ pub struct Action<'a> {
     pub legal_basis: &'a str,
 }
 
+/// Entries per INSERT statement when appending.
+const INSERT_CHUNK: usize = 500;
+
 /// Appends one entry per key, chained to the current head, inside `tx` (the caller commits,
 /// together with whatever else makes the batch final).
 pub async fn append(
@@ -62,6 +65,7 @@ pub async fn append(
         Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
         None => (0, GENESIS.to_owned()),
     };
+    let mut entries = Vec::with_capacity(keys.len());
     for key in keys {
         seq += 1;
         let mut e = Entry {
@@ -78,21 +82,36 @@ pub async fn append(
             prev_hash: prev,
         };
         e.hash = e.compute_hash();
-        sqlx::query("INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-            .bind(e.seq)
-            .bind(&e.at)
-            .bind(&e.run_id)
-            .bind(&e.rule)
-            .bind(&e.database)
-            .bind(&e.table)
-            .bind(&e.action)
-            .bind(&e.key)
-            .bind(&e.legal_basis)
-            .bind(&e.hash)
-            .bind(&e.prev_hash)
-            .execute(&mut *tx)
-            .await?;
-        prev = e.hash;
+        prev = e.hash.clone();
+        entries.push(e);
+    }
+    // Multi-row INSERTs: one statement per chunk instead of one per entry (SQLite allows
+    // 32,766 bound values; 11 per entry).
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        let mut q = String::from("INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) VALUES ");
+        for i in 0..chunk.len() {
+            q.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            });
+        }
+        let mut query = sqlx::query(&q);
+        for e in chunk {
+            query = query
+                .bind(e.seq)
+                .bind(&e.at)
+                .bind(&e.run_id)
+                .bind(&e.rule)
+                .bind(&e.database)
+                .bind(&e.table)
+                .bind(&e.action)
+                .bind(&e.key)
+                .bind(&e.legal_basis)
+                .bind(&e.hash)
+                .bind(&e.prev_hash);
+        }
+        query.execute(&mut *tx).await?;
     }
     sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
         .bind(seq)
