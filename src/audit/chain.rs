@@ -39,25 +39,68 @@ impl Entry {
     /// The hash this entry must carry: SHA-256 over each field, length-prefixed in a fixed
     /// order (so no two different entries encode alike), ending with `prev_hash`.
     pub fn compute_hash(&self) -> String {
-        let mut h = Sha256::new();
-        let seq = self.seq.to_string();
-        for field in [
-            seq.as_str(),
-            &self.at,
-            &self.run_id,
-            &self.rule,
-            &self.database,
-            &self.table,
-            &self.action,
-            &self.key,
-            &self.legal_basis,
-            &self.prev_hash,
-        ] {
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        }
-        hex::encode(h.finalize())
+        hash_of(&Fields {
+            seq: self.seq,
+            at: &self.at,
+            run_id: &self.run_id,
+            rule: &self.rule,
+            database: &self.database,
+            table: &self.table,
+            action: &self.action,
+            key: &self.key,
+            legal_basis: &self.legal_basis,
+            prev_hash: &self.prev_hash,
+        })
     }
+}
+
+/// The hashed fields of an entry, borrowed: appending hashes thousands of entries per batch
+/// that share everything but `seq`, `key` and `prev_hash`, without copying the rest.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    /// Position in the trail.
+    pub seq: i64,
+    /// When the action was committed.
+    pub at: &'a str,
+    /// The pass.
+    pub run_id: &'a str,
+    /// The rule.
+    pub rule: &'a str,
+    /// The config name of the database.
+    pub database: &'a str,
+    /// The table.
+    pub table: &'a str,
+    /// The action verb.
+    pub action: &'a str,
+    /// The record's key.
+    pub key: &'a str,
+    /// The rule's legal basis.
+    pub legal_basis: &'a str,
+    /// The previous entry's hash.
+    pub prev_hash: &'a str,
+}
+
+/// SHA-256 (hex) over each field, length-prefixed in a fixed order (so no two different
+/// entries encode alike), ending with `prev_hash`.
+pub fn hash_of(f: &Fields<'_>) -> String {
+    let mut h = Sha256::new();
+    let seq = f.seq.to_string();
+    for field in [
+        seq.as_str(),
+        f.at,
+        f.run_id,
+        f.rule,
+        f.database,
+        f.table,
+        f.action,
+        f.key,
+        f.legal_basis,
+        f.prev_hash,
+    ] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]

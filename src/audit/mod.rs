@@ -47,11 +47,15 @@ pub struct Action<'a> {
     pub legal_basis: &'a str,
 }
 
-/// Entries per INSERT statement when appending.
-const INSERT_CHUNK: usize = 500;
+/// Entries per INSERT statement when appending: 4 bound values each, plus 7 shared
+/// (SQLite allows 32,766).
+const INSERT_CHUNK: usize = 2000;
 
 /// Appends one entry per key, chained to the current head, inside `tx` (the caller commits,
 /// together with whatever else makes the batch final).
+///
+/// The fields every entry of a batch shares are bound once per statement; each row binds
+/// only its `seq`, `key`, `hash` and `prev_hash`.
 pub async fn append(
     tx: &mut sqlx::SqliteConnection,
     what: &Action<'_>,
@@ -65,53 +69,61 @@ pub async fn append(
         Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
         None => (0, GENESIS.to_owned()),
     };
-    let mut entries = Vec::with_capacity(keys.len());
-    for key in keys {
-        seq += 1;
-        let mut e = Entry {
-            seq,
-            at: at.to_owned(),
-            run_id: what.run_id.to_owned(),
-            rule: what.rule.to_owned(),
-            database: what.database.to_owned(),
-            table: what.table.to_owned(),
-            action: what.action.to_owned(),
-            key: key.clone(),
-            legal_basis: what.legal_basis.to_owned(),
-            hash: String::new(),
-            prev_hash: prev,
-        };
-        e.hash = e.compute_hash();
-        prev = e.hash.clone();
-        entries.push(e);
-    }
-    // Multi-row INSERTs: one statement per chunk instead of one per entry (SQLite allows
-    // 32,766 bound values; 11 per entry).
-    for chunk in entries.chunks(INSERT_CHUNK) {
-        let mut q = String::from("INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) VALUES ");
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let first = seq + 1;
+        let mut hashes = Vec::with_capacity(chunk.len());
+        for key in chunk {
+            seq += 1;
+            let hash = chain::hash_of(&chain::Fields {
+                seq,
+                at,
+                run_id: what.run_id,
+                rule: what.rule,
+                database: what.database,
+                table: what.table,
+                action: what.action,
+                key,
+                legal_basis: what.legal_basis,
+                prev_hash: hashes.last().map_or(prev.as_str(), String::as_str),
+            });
+            hashes.push(hash);
+        }
+        // Anonymous placeholders only: sqlx looks each numbered one up by name, which is
+        // quadratic in their number.
+        let mut q = String::with_capacity(256 + chunk.len() * 14);
+        q.push_str("WITH shared (at, run_id, rule, database, tbl, action, legal_basis) AS (VALUES (?, ?, ?, ?, ?, ?, ?)) INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) SELECT rows.column1, at, run_id, rule, database, tbl, action, rows.column2, legal_basis, rows.column3, rows.column4 FROM shared, (VALUES ");
         for i in 0..chunk.len() {
             q.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "(?, ?, ?, ?)"
             } else {
-                ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ", (?, ?, ?, ?)"
             });
         }
-        let mut query = sqlx::query(&q);
-        for e in chunk {
+        q.push_str(") AS rows");
+        let mut query = sqlx::query(&q)
+            .bind(at)
+            .bind(what.run_id)
+            .bind(what.rule)
+            .bind(what.database)
+            .bind(what.table)
+            .bind(what.action)
+            .bind(what.legal_basis);
+        for (i, (key, hash)) in chunk.iter().zip(&hashes).enumerate() {
+            let prev_hash = if i == 0 {
+                prev.as_str()
+            } else {
+                hashes[i - 1].as_str()
+            };
             query = query
-                .bind(e.seq)
-                .bind(&e.at)
-                .bind(&e.run_id)
-                .bind(&e.rule)
-                .bind(&e.database)
-                .bind(&e.table)
-                .bind(&e.action)
-                .bind(&e.key)
-                .bind(&e.legal_basis)
-                .bind(&e.hash)
-                .bind(&e.prev_hash);
+                .bind(first + i as i64)
+                .bind(key.as_str())
+                .bind(hash.as_str())
+                .bind(prev_hash);
         }
         query.execute(&mut *tx).await?;
+        if let Some(last) = hashes.pop() {
+            prev = last;
+        }
     }
     sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
         .bind(seq)
