@@ -83,6 +83,14 @@ pub struct Fields<'a> {
 /// SHA-256 (hex) over each field, length-prefixed in a fixed order (so no two different
 /// entries encode alike), ending with `prev_hash`.
 pub fn hash_of(f: &Fields<'_>) -> String {
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit in 64 hex digits, and hex digits are ASCII.
+    let _ = hex::encode_to_slice(digest_of(f), &mut hex);
+    hex.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The raw SHA-256 behind [`hash_of`].
+pub fn digest_of(f: &Fields<'_>) -> [u8; 32] {
     let mut h = Sha256::new();
     let seq = f.seq.to_string();
     for field in [
@@ -100,7 +108,13 @@ pub fn hash_of(f: &Fields<'_>) -> String {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
-    hex::encode(h.finalize())
+    h.finalize().into()
+}
+
+/// Whether `stored` is the hex form of `digest` (lowercase, as written).
+pub fn matches(stored: &str, digest: &[u8; 32]) -> bool {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest, &mut hex).is_ok() && stored.as_bytes() == hex
 }
 
 #[cfg(test)]

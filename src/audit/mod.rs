@@ -4,11 +4,11 @@
 
 pub mod chain;
 pub mod export;
+pub mod verify;
 
 pub use chain::{Entry, GENESIS};
 
 use crate::state::{State, StateError};
-use futures_util::TryStreamExt;
 use sqlx::Row;
 
 /// What `audit verify` found.
@@ -154,49 +154,10 @@ const SELECT_ENTRIES: &str = "SELECT seq, at, run_id, rule, database, tbl, actio
 /// Walks the whole trail in order (streaming: memory stays flat) and returns the first
 /// entry that was altered, removed or reordered, or the head of an intact trail.
 pub async fn verify(state: &State) -> Result<Verdict, StateError> {
-    let sql = format!("{SELECT_ENTRIES} ORDER BY seq");
-    let mut rows = sqlx::query(&sql).fetch(state.pool());
-    let mut expected_seq = 1i64;
-    let mut prev = GENESIS.to_owned();
-    while let Some(row) = rows.try_next().await.map_err(StateError::from)? {
-        let e = entry_of(&row)?;
-        let broken = |reason: String| Ok(Verdict::Broken { seq: e.seq, reason });
-        if e.seq != expected_seq {
-            return broken(format!(
-                "expected entry {expected_seq} but found entry {}: entries before it were removed or reordered",
-                e.seq
-            ));
-        }
-        if e.prev_hash != prev {
-            return broken("its prev_hash does not match the hash of the entry before it: an entry was removed, inserted or reordered".into());
-        }
-        if e.compute_hash() != e.hash {
-            return broken("its contents do not match its hash: the entry was altered".into());
-        }
-        prev = e.hash;
-        expected_seq += 1;
-    }
-    drop(rows);
-    let count = expected_seq - 1;
-    let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
-        .fetch_optional(state.pool())
-        .await?;
-    let (head_seq, head_hash) = match head {
-        Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
-        None => (0, GENESIS.to_owned()),
-    };
-    if head_seq != count || head_hash != prev {
-        return Ok(Verdict::Broken {
-            seq: count + 1,
-            reason: format!(
-                "the trail ends at entry {count} but its recorded head is entry {head_seq}: entries were removed from the end"
-            ),
-        });
-    }
-    Ok(Verdict::Intact {
-        entries: count,
-        head: prev,
-    })
+    let path = state.dir().join("state.db");
+    tokio::task::spawn_blocking(move || verify::verify_file(&path))
+        .await
+        .map_err(|e| StateError::Io(format!("audit verify stopped: {e}")))?
 }
 
 /// The trail's current length and head hash (for anchoring in reports).
