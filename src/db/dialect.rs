@@ -203,15 +203,29 @@ impl Dialect {
             SinceKind::SqliteAny => {
                 // Integers are unix seconds (absolute). Text with a zone is absolute too;
                 // text without one is local wall time, compared as-if-UTC on both sides.
-                // Text SQLite cannot read gives NULL, which never matches: such a record is
-                // kept, not guessed at.
-                sql.push("(CASE WHEN typeof(")
+                // Text that does not start with an ISO date (`YYYY-MM-DD`) is never read
+                // as a time — not even the forms SQLite would take (a bare time of day is
+                // 2000-01-01 to it, a number in text a Julian day): such a record is kept,
+                // not guessed at. Neither is text SQLite cannot read (NULL never matches).
+                //
+                // The leading `col < bound` changes nothing about which records match: it
+                // lets SQLite use an index on the column. Numbers sort before all text, and
+                // every ISO text that can match starts with a date before `bound` (the
+                // latest matching wall time, in any zone SQLite accepts, is under 15 hours
+                // past the cutoff).
+                sql.push("(")
+                    .push(col)
+                    .push(" < ")
+                    .bind(Value::Text(sqlite_text_bound(cutoff)))
+                    .push(" AND CASE WHEN typeof(")
                     .push(col)
                     .push(") IN ('integer', 'real') THEN ")
                     .push(col)
                     .push(" <= ")
                     .bind(Value::Int(unix_utc))
                     .push(" WHEN ")
+                    .push(col)
+                    .push(" NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' THEN 0 WHEN ")
                     .push(col)
                     .push(" GLOB '*[Zz]' OR ")
                     .push(col)
@@ -240,9 +254,41 @@ impl Dialect {
     }
 }
 
+/// The first date (as `YYYY-MM-DD` text) that no matching SQLite text can start with: the
+/// day after the later of the local cutoff and the UTC cutoff plus 15 hours (SQLite reads
+/// zone offsets up to ±14:59).
+fn sqlite_text_bound(cutoff: &Cutoff) -> String {
+    let latest = cutoff
+        .local
+        .max(cutoff.utc.naive_utc() + chrono::Duration::hours(15));
+    let day = latest.date().succ_opt().unwrap_or(latest.date());
+    day.format("%Y-%m-%d").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sqlite_text_bound_leaves_room_for_every_zone_sqlite_reads() {
+        use chrono::{NaiveDate, TimeZone, Utc};
+        // Cutoff 2025-06-15 09:01 UTC. '2025-06-16T00:00:00+14:59' is exactly that instant
+        // and so matches: its date must sort below the bound.
+        let utc = Utc.with_ymd_and_hms(2025, 6, 15, 9, 1, 0).unwrap();
+        let cutoff = Cutoff {
+            utc,
+            local: utc.naive_utc(),
+        };
+        let bound = sqlite_text_bound(&cutoff);
+        assert_eq!(bound, "2025-06-17");
+        assert!("2025-06-16T00:00:00+14:59" < bound.as_str());
+        // A local cutoff ahead of UTC (e.g. Pacific/Kiritimati) is covered by its own date.
+        let local = NaiveDate::from_ymd_opt(2025, 6, 20)
+            .unwrap()
+            .and_hms_opt(8, 0, 0)
+            .unwrap();
+        assert_eq!(sqlite_text_bound(&Cutoff { utc, local }), "2025-06-21");
+    }
 
     #[test]
     fn identifiers_are_quoted_per_dialect() {

@@ -108,13 +108,18 @@ async fn sqlite_iso_text_in_every_form_and_unix_seconds_compare_correctly() {
         "CREATE TABLE times (id INTEGER PRIMARY KEY, t);
          INSERT INTO times VALUES (1, '2025-06-15'), (2, '2025-06-15 13:59:59'), (3, '2025-06-15T14:00:01'),
            (4, '2025-06-15T11:59:59Z'), (5, '2025-06-15T13:59:59+02:00'), (6, '2025-06-15T14:00:01+02:00'),
-           (7, 1749988799), (8, 1749988801), (9, NULL), (10, 'not a date'), (11, '2025-06-16'), (12, '2025-06-15T12:00:00Z')",
+           (7, 1749988799), (8, 1749988801), (9, NULL), (10, 'not a date'), (11, '2025-06-16'), (12, '2025-06-15T12:00:00Z'),
+           -- Text SQLite would read as a time, but not an ISO date: kept, not guessed at.
+           (13, '10:30'), (14, '2460000.5'),
+           -- The largest zone offsets SQLite reads: expired, although their wall-clock
+           -- text lies past the cutoff (the index range must still include them).
+           (15, '2025-06-15T23:59:59+14:00'), (16, '2025-06-14T23:00:00-12:00')",
     )
     .await;
     let got = planned(&db, &rule("text", "t"));
     assert_eq!(
         got,
-        vec![("text".into(), 6, keys(&["1", "2", "4", "5", "7"]))]
+        vec![("text".into(), 8, keys(&["1", "2", "4", "5", "7"]))]
     );
     // …and the sixth is the exact boundary, which counts as expired.
     let config = write_config(
@@ -127,7 +132,7 @@ async fn sqlite_iso_text_in_every_form_and_unix_seconds_compare_correctly() {
     );
     let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
     assert_eq!(
-        v["rules"][0]["count"], 5,
+        v["rules"][0]["count"], 7,
         "one second earlier, the boundary record stays"
     );
 }
