@@ -20,6 +20,8 @@ struct Args {
     dbs: Vec<String>,
     retentiond: PathBuf,
     batch: u32,
+    pause_ms: u64,
+    trail: u64,
 }
 
 fn args() -> Result<Args, String> {
@@ -30,6 +32,8 @@ fn args() -> Result<Args, String> {
             .map_err(|e| e.to_string())?
             .with_file_name("retentiond"),
         batch: 1000,
+        pause_ms: 0,
+        trail: 1_000_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -39,7 +43,9 @@ fn args() -> Result<Args, String> {
             "--db" => a.dbs = value.split(',').map(str::to_owned).collect(),
             "--retentiond" => a.retentiond = PathBuf::from(value),
             "--batch-size" => a.batch = value.parse().map_err(|_| "--batch-size: not a number")?,
-            other => return Err(format!("unknown flag {other}; flags: --rows N[,N] --db postgres,mysql,sqlite --retentiond PATH --batch-size N")),
+            "--batch-pause-ms" => a.pause_ms = value.parse().map_err(|_| "--batch-pause-ms: not a number")?,
+            "--trail" => a.trail = value.replace('_', "").parse().map_err(|_| "--trail: not a number")?,
+            other => return Err(format!("unknown flag {other}; flags: --rows N[,N] --db postgres,mysql,sqlite --retentiond PATH --batch-size N --batch-pause-ms N --trail N")),
         }
     }
     Ok(a)
@@ -240,11 +246,11 @@ async fn bench(kind: &str, n: u64, a: &Args) -> Result<String, String> {
     let (url, drop_db) = create(kind, &dir).await?;
     let db = Arc::new(Db::connect(&spec(&url)).await.map_err(|e| e.to_string())?);
     let load = Instant::now();
-    for t in ["t_raw", "t_batched", "t_rtd"] {
+    for t in ["t_raw", "t_batched", "t_keyset", "t_rtd"] {
         fill(&db, kind, t, n).await?;
     }
     eprintln!(
-        "{kind}: {n} rows × 3 tables in {:.1} s",
+        "{kind}: {n} rows × 4 tables in {:.1} s",
         load.elapsed().as_secs_f64()
     );
     let expired_rows = db
@@ -275,10 +281,11 @@ async fn bench(kind: &str, n: u64, a: &Args) -> Result<String, String> {
         Ok(())
     })
     .await?;
+    let keyset = with_foreground(&db, "t_keyset", n, keyset_batches(&db, kind, a.batch)).await?;
     let config = dir.join("bench.toml");
     std::fs::write(&config, format!(
-        "[daemon]\nstate_dir = \"{}\"\n\n[databases.bench]\nurl = \"{url}\"\n\n[[rule]]\nname = \"bench\"\nlegal_basis = \"benchmark\"\ndatabase = \"bench\"\ntable = \"t_rtd\"\nkey = \"id\"\nexpires = {{ since = \"created_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = {}\n",
-        dir.join("state").display(), a.batch
+        "[daemon]\nstate_dir = \"{}\"\n\n[databases.bench]\nurl = \"{url}\"\n\n[[rule]]\nname = \"bench\"\nlegal_basis = \"benchmark\"\ndatabase = \"bench\"\ntable = \"t_rtd\"\nkey = \"id\"\nexpires = {{ since = \"created_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = {}\nbatch_pause = \"{} ms\"\n",
+        dir.join("state").display(), a.batch, a.pause_ms
     )).map_err(|e| e.to_string())?;
     let rss_file = dir.join("rss");
     let (plan_s, _) = run_retentiond(&a.retentiond, &config, &["plan"], &rss_file)?;
@@ -299,7 +306,6 @@ async fn bench(kind: &str, n: u64, a: &Args) -> Result<String, String> {
     if left != 0 {
         return Err(format!("{kind}: retentiond left {left} expired rows"));
     }
-    let (verify_s, _) = run_retentiond(&a.retentiond, &config, &["audit", "verify"], &rss_file)?;
     db.close().await;
     if let Some((admin, name)) = drop_db {
         if let Ok(a) = Db::connect(&spec(&admin)).await {
@@ -310,10 +316,96 @@ async fn bench(kind: &str, n: u64, a: &Args) -> Result<String, String> {
     let _ = std::fs::remove_dir_all(&dir);
     let rate = |s: f64| expired_rows / s.max(1e-9);
     Ok(format!(
-        "| {kind} | {n} | {expired_rows:.0} | {:.2} s ({:.0}/s) | {:.2} s ({:.0}/s) | {:.2} s ({:.0}/s) | **{:.2}×** | {:.1} MB | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} s | {:.0}/s |",
-        raw.0, rate(raw.0), batched.0, rate(batched.0), rtd.0, rate(rtd.0), raw.0 / rtd.0, rss as f64 / 1024.0,
-        idle.1, idle.2, raw.1, raw.2, batched.1, batched.2, rtd.1, rtd.2, plan_s, expired_rows / verify_s.max(1e-9)
+        "| {kind} | {n} | {expired_rows:.0} | {:.2} s ({:.0}/s) | {:.2} s ({:.0}/s) | {:.2} s ({:.0}/s) | {:.2} s ({:.0}/s) | **{:.2}×** | {:.2}× | {:.1} MB | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} s |",
+        raw.0, rate(raw.0), batched.0, rate(batched.0), keyset.0, rate(keyset.0), rtd.0, rate(rtd.0), raw.0 / rtd.0, keyset.0 / rtd.0, rss as f64 / 1024.0,
+        idle.1, idle.2, raw.1, raw.2, batched.1, batched.2, keyset.1, keyset.2, rtd.1, rtd.2, plan_s
     ))
+}
+
+/// The floor for short transactions: the same keyset walk and batch size as retentiond,
+/// with each batch locked and acted on in one statement, and no audit, intent or journal.
+async fn keyset_batches(db: &Db, kind: &str, batch: u32) -> Result<(), String> {
+    let exp = expired(kind);
+    let mut last = 0i64;
+    loop {
+        let text = match kind {
+            "postgres" => format!("WITH d AS (DELETE FROM t_keyset WHERE id IN (SELECT id FROM t_keyset WHERE {exp} AND id > {last} ORDER BY id LIMIT {batch} FOR UPDATE SKIP LOCKED) RETURNING id) SELECT id FROM d"),
+            "mysql" => format!("DELETE FROM t_keyset WHERE {exp} AND id > {last} ORDER BY id LIMIT {batch} RETURNING id"),
+            _ => format!("DELETE FROM t_keyset WHERE id IN (SELECT id FROM t_keyset WHERE {exp} AND id > {last} ORDER BY id LIMIT {batch}) RETURNING id"),
+        };
+        let ids = db
+            .fetch_records(&sql(db, &text), retentiond::db::KeyKind::Int)
+            .await
+            .map_err(|e| format!("{text}: {e}"))?;
+        let max = ids
+            .iter()
+            .filter_map(|r| match r.key {
+                retentiond::db::Key::Int(i) => Some(i),
+                retentiond::db::Key::Text(_) => None,
+            })
+            .max();
+        match max {
+            Some(m) => last = m,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The audit trail on its own: retentiond's whole share of the work in the state database
+/// for `n` records in batches of `--batch-size` (each batch's intent written and fsynced, then its
+/// entries hashed and appended), then `retentiond audit verify` over the trail.
+/// Returns (records/s, verified entries/s including start-up, verify's peak RSS).
+async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
+    use retentiond::state::State;
+    let dir = tempfile_dir()?;
+    let state = State::open(&dir.join("state"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut next = 0u64;
+    while next < a.trail {
+        let end = (next + u64::from(a.batch)).min(a.trail);
+        let intent = retentiond::state::Intent {
+            batch_id: format!("bench-{next}"),
+            run_id: "20261123T023000Z-bench".into(),
+            rule: "bench".into(),
+            database: "bench".into(),
+            table: "t_rtd".into(),
+            action: "delete".into(),
+            legal_basis: "benchmark".into(),
+            keys: (next..end).map(|k| k.to_string()).collect(),
+            created_at: retentiond::state::now_text(),
+        };
+        state
+            .write_intent(&intent)
+            .await
+            .map_err(|e| e.to_string())?;
+        state
+            .confirm(&intent, &retentiond::state::now_text())
+            .await
+            .map_err(|e| e.to_string())?;
+        next = end;
+    }
+    let append_s = started.elapsed().as_secs_f64();
+    state.close().await;
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"{}\"\n",
+            dir.join("state").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let (verify_s, rss) = run_retentiond(
+        &a.retentiond,
+        &config,
+        &["audit", "verify"],
+        &dir.join("rss"),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let n = a.trail as f64;
+    Ok((n / append_s, n / verify_s, rss as f64 / 1024.0))
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {
@@ -335,8 +427,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    println!("| database | rows | expired | raw DELETE | batched SQL (10k) | retentiond run --once | retentiond ÷ raw (throughput) | retentiond peak RSS | fg p50/p99 ms idle | … during raw | … during batched | … during retentiond | plan | audit verify |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "retentiond batch_size {}, batch_pause {} ms\n",
+        a.batch, a.pause_ms
+    );
+    println!("| database | rows | expired | raw DELETE | batched SQL (10k) | keyset batches, no audit | retentiond run --once | retentiond ÷ raw (throughput) | retentiond ÷ keyset | retentiond peak RSS | fg p50/p99 ms idle | … during raw | … during batched | … during keyset | … during retentiond | plan |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut failed = false;
     for n in &a.rows {
         for kind in &a.dbs {
@@ -346,6 +442,18 @@ async fn main() -> std::process::ExitCode {
                     failed = true;
                     eprintln!("error: {kind} with {n} rows: {e}");
                 }
+            }
+        }
+    }
+    if a.trail > 0 {
+        match trail(&a).await {
+            Ok((append, verify, rss)) => println!(
+                "\n| audit trail | entries | intent + entries per batch, no target database | `audit verify` (process start-up included) | verify peak RSS |\n|---|---|---|---|---|\n| state SQLite | {} | {append:.0}/s | {verify:.0}/s | {rss:.1} MB |",
+                a.trail
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!("error: audit trail of {} entries: {e}", a.trail);
             }
         }
     }

@@ -18,6 +18,8 @@ fn the_benchmark_runs_end_to_end_on_a_small_table() {
             "2000",
             "--db",
             dbs,
+            "--trail",
+            "5000",
             "--retentiond",
             env!("CARGO_BIN_EXE_retentiond"),
         ])
@@ -36,4 +38,9 @@ fn the_benchmark_runs_end_to_end_on_a_small_table() {
             .unwrap_or_else(|| panic!("no {db} row in {stdout}"));
         assert!(row.contains("×") && row.contains("MB"), "{row}");
     }
+    let trail = stdout
+        .lines()
+        .find(|l| l.starts_with("| state SQLite | 5000 |"))
+        .unwrap_or_else(|| panic!("no audit trail row in {stdout}"));
+    assert!(trail.contains("/s") && trail.contains("MB"), "{trail}");
 }
