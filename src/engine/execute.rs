@@ -116,10 +116,22 @@ pub async fn execute_rule(
             break;
         }
         let size = (limit - outcome.acted).min(u64::from(rule.batch_size));
-        let (confirmed, locked) = tokio::join!(
-            confirm(ctx, unconfirmed.take()),
-            lock_batch(m, when, ctx, after.as_ref(), size)
-        );
+        let (confirmed, locked) = if m.dialect == Dialect::Sqlite {
+            // SQLite has one writer, and a batch holds the whole database: the application
+            // writes while the entries are written, or it would wait out the entire pass
+            // (its busy handler polls, and back-to-back batches never leave it a turn).
+            let confirmed = confirm(ctx, unconfirmed.take()).await;
+            let locked = match confirmed {
+                Ok(()) => lock_batch(m, when, ctx, after.as_ref(), size).await,
+                Err(_) => Ok(None),
+            };
+            (confirmed, locked)
+        } else {
+            tokio::join!(
+                confirm(ctx, unconfirmed.take()),
+                lock_batch(m, when, ctx, after.as_ref(), size)
+            )
+        };
         if let Err(e) = confirmed {
             // The next batch, if locked, rolls back as `locked` is dropped.
             fail(outcome, e, retries);
