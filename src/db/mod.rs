@@ -121,7 +121,10 @@ impl Db {
                 if let Some(p) = &password {
                     o = o.password(p);
                 }
+                // A background job: its counts (brake, forecast) must not take every core
+                // from the application with parallel workers; one core is enough for them.
                 let o = o.application_name("retentiond").options([
+                    ("max_parallel_workers_per_gather", "0".to_owned()),
                     ("lock_timeout", format!("{}ms", t.lock.as_millis())),
                     (
                         "statement_timeout",
