@@ -204,6 +204,14 @@ async fn with_foreground<F: std::future::Future<Output = Result<(), String>>>(
     let secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let lat = fg.await.map_err(|e| e.to_string())?;
+    if let Some(dir) = std::env::var_os("RETENTIOND_BENCH_TRACE") {
+        // Each sample's latency in order, to see *when* the foreground suffered.
+        let trace: String = lat
+            .iter()
+            .map(|d| format!("{:.3}\n", d.as_secs_f64() * 1000.0))
+            .collect();
+        let _ = std::fs::write(PathBuf::from(dir).join(format!("{table}.txt")), trace);
+    }
     Ok((secs, pct(lat.clone(), 0.5), pct(lat, 0.99)))
 }
 
