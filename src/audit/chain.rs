@@ -91,30 +91,40 @@ pub fn hash_of(f: &Fields<'_>) -> String {
 
 /// The raw SHA-256 behind [`hash_of`].
 pub fn digest_of(f: &Fields<'_>) -> [u8; 32] {
+    digest_of_parts(
+        f.seq,
+        [
+            f.at.as_bytes(),
+            f.run_id.as_bytes(),
+            f.rule.as_bytes(),
+            f.database.as_bytes(),
+            f.table.as_bytes(),
+            f.action.as_bytes(),
+            f.key.as_bytes(),
+            f.legal_basis.as_bytes(),
+            f.prev_hash.as_bytes(),
+        ],
+    )
+}
+
+/// [`digest_of`] over the fields after `seq` as stored bytes, in the same order (`verify`
+/// hashes what is on disk without decoding it first).
+pub fn digest_of_parts(seq: i64, parts: [&[u8]; 9]) -> [u8; 32] {
     let mut h = Sha256::new();
-    let seq = f.seq.to_string();
-    for field in [
-        seq.as_str(),
-        f.at,
-        f.run_id,
-        f.rule,
-        f.database,
-        f.table,
-        f.action,
-        f.key,
-        f.legal_basis,
-        f.prev_hash,
-    ] {
+    let seq = seq.to_string();
+    h.update((seq.len() as u64).to_be_bytes());
+    h.update(seq.as_bytes());
+    for field in parts {
         h.update((field.len() as u64).to_be_bytes());
-        h.update(field.as_bytes());
+        h.update(field);
     }
     h.finalize().into()
 }
 
 /// Whether `stored` is the hex form of `digest` (lowercase, as written).
-pub fn matches(stored: &str, digest: &[u8; 32]) -> bool {
+pub fn matches(stored: &[u8], digest: &[u8; 32]) -> bool {
     let mut hex = [0u8; 64];
-    hex::encode_to_slice(digest, &mut hex).is_ok() && stored.as_bytes() == hex
+    hex::encode_to_slice(digest, &mut hex).is_ok() && stored == hex
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! appending), in chunks, on one thread, while a second thread re-hashes the chunks
 //! already read. Memory stays flat: at most a few chunks are in flight.
 
-use super::chain::{digest_of, matches, Fields, GENESIS};
+use super::chain::{digest_of_parts, matches, GENESIS};
 use super::Verdict;
 use crate::state::StateError;
 use std::path::Path;
@@ -22,23 +22,33 @@ const IN_FLIGHT: usize = 4;
 const TEXTS: usize = 10;
 
 /// A chunk of stored entries, read into one buffer: per-field strings would make the
-/// allocator, not SQLite or SHA-256, the bottleneck.
+/// allocator, not SQLite or SHA-256, the bottleneck. Fields stay bytes as stored: they are
+/// hashed as they are on disk, so nothing needs decoding.
 struct Chunk {
-    text: String,
-    /// Per entry: `seq`, and where each text field ends in `text`.
+    bytes: Vec<u8>,
+    /// Per entry: `seq`, and where each text field ends in `bytes`.
     entries: Vec<(i64, [usize; TEXTS])>,
+}
+
+/// One entry of a chunk: `seq`, the hashed fields after it (in hash order, ending with
+/// `prev_hash`), and the stored hash.
+struct View<'a> {
+    seq: i64,
+    parts: [&'a [u8]; TEXTS - 1],
+    hash: &'a [u8],
 }
 
 impl Chunk {
     fn new() -> Self {
         Chunk {
-            text: String::with_capacity(CHUNK * 320),
+            bytes: Vec::with_capacity(CHUNK * 320),
             entries: Vec::with_capacity(CHUNK),
         }
     }
 
-    /// Entry `i`'s fields and its stored hash.
-    fn entry(&self, i: usize) -> (Fields<'_>, &str) {
+    /// Entry `i`. Columns are read as `at, run_id, rule, database, tbl, action, key,
+    /// legal_basis, hash, prev_hash`.
+    fn entry(&self, i: usize) -> View<'_> {
         let (seq, ends) = self.entries[i];
         let start = if i == 0 {
             0
@@ -47,23 +57,23 @@ impl Chunk {
         };
         let field = |n: usize| {
             let from = if n == 0 { start } else { ends[n - 1] };
-            &self.text[from..ends[n]]
+            &self.bytes[from..ends[n]]
         };
-        (
-            Fields {
-                seq,
-                at: field(0),
-                run_id: field(1),
-                rule: field(2),
-                database: field(3),
-                table: field(4),
-                action: field(5),
-                key: field(6),
-                legal_basis: field(7),
-                prev_hash: field(9),
-            },
-            field(8),
-        )
+        View {
+            seq,
+            parts: [
+                field(0),
+                field(1),
+                field(2),
+                field(3),
+                field(4),
+                field(5),
+                field(6),
+                field(7),
+                field(9),
+            ],
+            hash: field(8),
+        }
     }
 }
 
@@ -135,11 +145,11 @@ fn read_chunks(
         let mut ends = [0; TEXTS];
         for (n, end) in ends.iter_mut().enumerate() {
             let v = r.get_ref(n + 1)?;
-            let text = v.as_str().map_err(|e| {
+            let bytes = v.as_bytes().map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(n + 1, v.data_type(), Box::new(e))
             })?;
-            chunk.text.push_str(text);
-            *end = chunk.text.len();
+            chunk.bytes.extend_from_slice(bytes);
+            *end = chunk.bytes.len();
         }
         chunk.entries.push((seq, ends));
         if chunk.entries.len() == CHUNK
@@ -165,10 +175,10 @@ enum Checked {
 /// Checks chunks in order: numbering, links, and each entry's own hash.
 fn check(rx: mpsc::Receiver<Chunk>) -> Checked {
     let mut expected_seq = 1i64;
-    let mut prev = GENESIS.to_owned();
+    let mut prev: Vec<u8> = GENESIS.as_bytes().to_vec();
     for chunk in rx {
         for i in 0..chunk.entries.len() {
-            let (e, hash) = chunk.entry(i);
+            let e = chunk.entry(i);
             let broken = |reason: String| Checked::Broken { seq: e.seq, reason };
             if e.seq != expected_seq {
                 return broken(format!(
@@ -176,19 +186,20 @@ fn check(rx: mpsc::Receiver<Chunk>) -> Checked {
                     e.seq
                 ));
             }
-            if e.prev_hash != prev {
+            if e.parts[TEXTS - 2] != prev.as_slice() {
                 return broken("its prev_hash does not match the hash of the entry before it: an entry was removed, inserted or reordered".into());
             }
-            if !matches(hash, &digest_of(&e)) {
+            if !matches(e.hash, &digest_of_parts(e.seq, e.parts)) {
                 return broken("its contents do not match its hash: the entry was altered".into());
             }
             prev.clear();
-            prev.push_str(hash);
+            prev.extend_from_slice(e.hash);
             expected_seq += 1;
         }
     }
     Checked::Intact {
         count: expected_seq - 1,
-        last: prev,
+        // A hash that matched its digest is lowercase hex, so this never replaces anything.
+        last: String::from_utf8_lossy(&prev).into_owned(),
     }
 }
