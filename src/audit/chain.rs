@@ -86,7 +86,9 @@ pub fn hash_of(f: &Fields<'_>) -> String {
     let mut hex = [0u8; 64];
     // 32 bytes always fit in 64 hex digits, and hex digits are ASCII.
     let _ = hex::encode_to_slice(digest_of(f), &mut hex);
-    std::str::from_utf8(&hex).map(str::to_owned).unwrap_or_default()
+    std::str::from_utf8(&hex)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// The raw SHA-256 behind [`hash_of`].
