@@ -2,9 +2,9 @@
 //! removed or reordered.
 //!
 //! Auditors run it over years of entries, so it is built for throughput: the trail is read
-//! with rusqlite in one read transaction (a consistent snapshot, even while a pass is
-//! appending), in chunks, on one thread, while a second thread re-hashes the chunks
-//! already read. Memory stays flat: at most a few chunks are in flight.
+//! with rusqlite in two halves at once, each in chunks on one thread while another thread
+//! re-hashes the chunks already read. Memory stays flat: at most a few chunks are in
+//! flight per half.
 
 use super::chain::{digest_of_parts, matches, GENESIS};
 use super::Verdict;
@@ -79,14 +79,16 @@ impl Chunk {
 
 /// Verifies the trail in the state database at `path` (blocking: run it off the async
 /// runtime).
+///
+/// The trail up to the recorded head is checked in two halves at once, each on its own
+/// connection (a reader and a checker thread per half); the seam between them is checked
+/// at the end. Entries up to the head never change once written, so the second half's
+/// snapshot holds the same ones as the first's even while a pass appends; entries past
+/// the head are counted in the first snapshot.
 pub fn verify_file(path: &Path) -> Result<Verdict, StateError> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| StateError::Io(format!("cannot open {}: {e}", path.display())))?;
-    let fail = |e: rusqlite::Error| StateError::Io(format!("reading the audit trail: {e}"));
-    // One read transaction: the head and the entries are one snapshot.
+    let conn = open(path)?;
+    // One read transaction: the head, the first half and the count past the head are one
+    // snapshot.
     conn.execute_batch("BEGIN").map_err(fail)?;
     let head: Option<(i64, String)> = conn
         .query_row("SELECT seq, hash FROM chain_head WHERE id = 1", [], |r| {
@@ -99,46 +101,141 @@ pub fn verify_file(path: &Path) -> Result<Verdict, StateError> {
         })
         .map_err(fail)?;
     let (head_seq, head_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+    let past_head: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE seq > ?1",
+            [head_seq],
+            |r| r.get(0),
+        )
+        .map_err(fail)?;
+    let mid = head_seq / 2;
 
-    let (tx, rx) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
-    std::thread::scope(|scope| {
-        let checker = scope.spawn(move || check(rx));
-        let read = read_chunks(&conn, tx);
-        let outcome = checker
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| -> Result<Segment, StateError> {
+            let conn = open(path)?;
+            conn.execute_batch("BEGIN").map_err(fail)?;
+            segment(&conn, mid + 1, head_seq, None)
+        });
+        let first = segment(&conn, 1, mid, Some(GENESIS.as_bytes().to_vec()));
+        let second = second
             .join()
-            .map_err(|_| StateError::Io("the audit checker thread panicked".into()))?;
-        match outcome {
-            // The checker stopped early; the reader's error (if any) is only the closed
-            // channel.
-            Checked::Broken { seq, reason } => Ok(Verdict::Broken { seq, reason }),
-            Checked::Intact { count, last } => {
-                read.map_err(fail)?;
-                if head_seq != count || head_hash != last {
-                    return Ok(Verdict::Broken {
-                        seq: count + 1,
-                        reason: format!(
-                            "the trail ends at entry {count} but its recorded head is entry {head_seq}: entries were removed from the end"
-                        ),
-                    });
-                }
-                Ok(Verdict::Intact {
-                    entries: count,
-                    head: last,
-                })
+            .map_err(|_| StateError::Io("an audit verify thread panicked".into()))
+            .and_then(|r| r);
+        (first, second)
+    });
+    let first = first?;
+    let (count, last) = match first.outcome {
+        Checked::Broken { seq, reason } => return Ok(Verdict::Broken { seq, reason }),
+        Checked::Intact { count, last } => (count, last),
+    };
+    let second = second?;
+    let (count, last) = match (second.first, second.outcome) {
+        (None, _) => (count, last),
+        (Some((seq, prev_hash)), outcome) => {
+            // The seam: the second half must continue exactly where the first ended.
+            if seq != count + 1 {
+                return Ok(Verdict::Broken {
+                    seq,
+                    reason: gap(count + 1, seq),
+                });
+            }
+            if prev_hash != last {
+                return Ok(Verdict::Broken {
+                    seq,
+                    reason: UNLINKED.into(),
+                });
+            }
+            match outcome {
+                Checked::Broken { seq, reason } => return Ok(Verdict::Broken { seq, reason }),
+                Checked::Intact { count, last } => (count, last),
             }
         }
+    };
+    let last = String::from_utf8_lossy(&last).into_owned();
+    if count != head_seq || last != head_hash {
+        return Ok(Verdict::Broken {
+            seq: count + 1,
+            reason: format!(
+                "the trail ends at entry {count} but its recorded head is entry {head_seq}: entries were removed from the end"
+            ),
+        });
+    }
+    if past_head > 0 {
+        return Ok(Verdict::Broken {
+            seq: head_seq + 1,
+            reason: format!(
+                "{past_head} entries follow the recorded head (entry {head_seq}): they were added outside retentiond"
+            ),
+        });
+    }
+    Ok(Verdict::Intact {
+        entries: count,
+        head: last,
     })
 }
 
-/// Reads the trail in order and sends it in chunks; stops when the checker hangs up.
+/// Opens the state database read-only.
+fn open(path: &Path) -> Result<rusqlite::Connection, StateError> {
+    rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StateError::Io(format!("cannot open {}: {e}", path.display())))
+}
+
+fn fail(e: rusqlite::Error) -> StateError {
+    StateError::Io(format!("reading the audit trail: {e}"))
+}
+
+fn gap(expected: i64, found: i64) -> String {
+    format!("expected entry {expected} but found entry {found}: entries before it were removed or reordered")
+}
+
+const UNLINKED: &str = "its prev_hash does not match the hash of the entry before it: an entry was removed, inserted or reordered";
+
+/// What one half of the trail holds.
+struct Segment {
+    /// Its first entry's `seq` and `prev_hash`, when it starts without a predecessor.
+    first: Option<(i64, Vec<u8>)>,
+    outcome: Checked,
+}
+
+/// Checks the entries with `from <= seq <= to`, in order, reading on this thread and
+/// hashing on another. `prev` is the hash the first entry must link to, or `None` to take
+/// whatever it links to (checked by the caller) — and then `from` is not enforced either.
+fn segment(
+    conn: &rusqlite::Connection,
+    from: i64,
+    to: i64,
+    prev: Option<Vec<u8>>,
+) -> Result<Segment, StateError> {
+    let (tx, rx) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let checker = scope.spawn(move || check(rx, from, prev));
+        let read = read_chunks(conn, from, to, tx);
+        let segment = checker
+            .join()
+            .map_err(|_| StateError::Io("the audit checker thread panicked".into()))?;
+        if matches!(segment.outcome, Checked::Intact { .. }) {
+            // Stopped early, the reader only saw the checker hang up.
+            read.map_err(fail)?;
+        }
+        Ok(segment)
+    })
+}
+
+/// Reads the entries with `from <= seq <= to` in order and sends them in chunks; stops
+/// when the checker hangs up.
 fn read_chunks(
     conn: &rusqlite::Connection,
+    from: i64,
+    to: i64,
     tx: mpsc::SyncSender<Chunk>,
 ) -> Result<(), rusqlite::Error> {
     let mut stmt = conn.prepare(
-        "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit ORDER BY seq",
+        "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     )?;
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query([from, to])?;
     let mut chunk = Chunk::new();
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
@@ -166,40 +263,168 @@ fn read_chunks(
     Ok(())
 }
 
-/// What the checker found.
+/// What a checker found.
 enum Checked {
-    Intact { count: i64, last: String },
-    Broken { seq: i64, reason: String },
+    /// Entries up to `count` are intact; `last` is the hash of entry `count` (or the
+    /// starting hash, when there were none).
+    Intact {
+        count: i64,
+        last: Vec<u8>,
+    },
+    Broken {
+        seq: i64,
+        reason: String,
+    },
 }
 
 /// Checks chunks in order: numbering, links, and each entry's own hash.
-fn check(rx: mpsc::Receiver<Chunk>) -> Checked {
-    let mut expected_seq = 1i64;
-    let mut prev: Vec<u8> = GENESIS.as_bytes().to_vec();
+fn check(rx: mpsc::Receiver<Chunk>, from: i64, prev: Option<Vec<u8>>) -> Segment {
+    let mut first = None;
+    let mut expected_seq = from;
+    let mut prev = prev;
     for chunk in rx {
         for i in 0..chunk.entries.len() {
             let e = chunk.entry(i);
-            let broken = |reason: String| Checked::Broken { seq: e.seq, reason };
-            if e.seq != expected_seq {
-                return broken(format!(
-                    "expected entry {expected_seq} but found entry {}: entries before it were removed or reordered",
-                    e.seq
-                ));
+            let link = e.parts[TEXTS - 2];
+            if prev.is_none() {
+                first = Some((e.seq, link.to_vec()));
+                expected_seq = e.seq;
             }
-            if e.parts[TEXTS - 2] != prev.as_slice() {
-                return broken("its prev_hash does not match the hash of the entry before it: an entry was removed, inserted or reordered".into());
+            let broken = |reason: String| Segment {
+                first: first.clone(),
+                outcome: Checked::Broken { seq: e.seq, reason },
+            };
+            if let Some(p) = &prev {
+                if e.seq != expected_seq {
+                    return broken(gap(expected_seq, e.seq));
+                }
+                if link != p.as_slice() {
+                    return broken(UNLINKED.into());
+                }
             }
             if !matches(e.hash, &digest_of_parts(e.seq, e.parts)) {
                 return broken("its contents do not match its hash: the entry was altered".into());
             }
-            prev.clear();
-            prev.extend_from_slice(e.hash);
+            let p = prev.get_or_insert_with(Vec::new);
+            p.clear();
+            p.extend_from_slice(e.hash);
             expected_seq += 1;
         }
     }
-    Checked::Intact {
-        count: expected_seq - 1,
-        // A hash that matched its digest is lowercase hex, so this never replaces anything.
-        last: String::from_utf8_lossy(&prev).into_owned(),
+    Segment {
+        first,
+        outcome: Checked::Intact {
+            count: expected_seq - 1,
+            last: prev.unwrap_or_default(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+
+    /// A trail of `n` entries in a fresh state directory.
+    async fn trail(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).await.unwrap();
+        let keys: Vec<String> = (1..=n).map(|k| k.to_string()).collect();
+        let what = crate::audit::Action {
+            run_id: "r",
+            rule: "rule",
+            database: "db",
+            table: "t",
+            action: "delete",
+            legal_basis: "test",
+        };
+        let mut tx = state.pool().begin().await.unwrap();
+        crate::audit::append(&mut tx, &what, &keys, "2026-11-23T02:30:00.000000Z")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        state.close().await;
+        let path = dir.path().join("state.db");
+        (dir, path)
+    }
+
+    fn tamper(path: &Path, sql: &str) {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+
+    fn broken_at(path: &Path) -> (i64, String) {
+        match verify_file(path).unwrap() {
+            Verdict::Broken { seq, reason } => (seq, reason),
+            v => panic!("expected a broken trail, got {v:?}"),
+        }
+    }
+
+    // 100 entries: the halves are 1–50 and 51–100, so these cases sit on the seam.
+
+    #[tokio::test]
+    async fn an_intact_trail_verifies_across_the_seam() {
+        let (_dir, path) = trail(100).await;
+        let Verdict::Intact { entries, .. } = verify_file(&path).unwrap() else {
+            panic!("intact trail reported broken");
+        };
+        assert_eq!(entries, 100);
+    }
+
+    #[tokio::test]
+    async fn the_first_entry_of_the_second_half_removed_is_named() {
+        let (_dir, path) = trail(100).await;
+        tamper(&path, "DELETE FROM audit WHERE seq = 51");
+        let (seq, reason) = broken_at(&path);
+        assert_eq!(seq, 52);
+        assert!(reason.contains("expected entry 51"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn the_last_entry_of_the_first_half_removed_is_named() {
+        let (_dir, path) = trail(100).await;
+        tamper(&path, "DELETE FROM audit WHERE seq = 50");
+        let (seq, reason) = broken_at(&path);
+        assert_eq!(seq, 51);
+        assert!(reason.contains("expected entry 50"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_link_on_the_seam_is_named() {
+        let (_dir, path) = trail(100).await;
+        tamper(
+            &path,
+            &format!(
+                "UPDATE audit SET prev_hash = '{}' WHERE seq = 51",
+                "1".repeat(64)
+            ),
+        );
+        let (seq, reason) = broken_at(&path);
+        assert_eq!(seq, 51);
+        assert!(reason.contains("prev_hash"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn the_earliest_damage_wins_over_later_damage() {
+        let (_dir, path) = trail(100).await;
+        tamper(
+            &path,
+            "UPDATE audit SET key = 'x' WHERE seq = 80; UPDATE audit SET key = 'y' WHERE seq = 20",
+        );
+        assert_eq!(broken_at(&path).0, 20);
+    }
+
+    #[tokio::test]
+    async fn entries_past_the_head_are_named() {
+        let (_dir, path) = trail(100).await;
+        tamper(
+            &path,
+            "UPDATE chain_head SET seq = 99, hash = (SELECT hash FROM audit WHERE seq = 99)",
+        );
+        let (seq, reason) = broken_at(&path);
+        assert_eq!(seq, 100);
+        assert!(reason.contains("follow the recorded head"), "{reason}");
     }
 }
