@@ -215,8 +215,6 @@ struct Locked {
     tx: crate::db::Tx,
     records: Vec<Record>,
     last: Value,
-    /// Whether the action already ran (see [`in_one_statement`]).
-    acted: bool,
 }
 
 /// A committed batch.
@@ -237,51 +235,13 @@ async fn lock_batch(
     size: u64,
 ) -> Result<Option<Locked>, BatchError> {
     let mut tx = ctx.db.begin().await?;
-    let acted = in_one_statement(m);
-    let sql = if acted {
-        locking_action_sql(m, when, after, size).map_err(BatchError::fatal)?
-    } else {
-        m.batch(when, after, size)
-    };
-    let records = tx.fetch_records(&sql, m.shape.key).await?;
-    Ok(records.last().map(|r| r.key.value()).map(|last| Locked {
-        tx,
-        records,
-        last,
-        acted,
-    }))
-}
-
-/// Whether a batch is locked and acted on in one statement. On PostgreSQL the action runs
-/// on a locking subquery and returns the keys it changed: one round trip and one pass over
-/// the rows instead of two (the locking `SELECT` alone costs as much as the `DELETE`).
-/// Hashing needs the values before the update, so it keeps two steps; MariaDB refuses
-/// `LIMIT` in such a subquery, and SQLite gains nothing (it has no round trips).
-fn in_one_statement(m: &Matcher<'_>) -> bool {
-    m.dialect == Dialect::Postgres && m.hashed_columns().is_empty()
-}
-
-/// `WITH acted AS (DELETE … WHERE key IN (SELECT key … FOR UPDATE SKIP LOCKED LIMIT n)
-/// RETURNING key) SELECT key FROM acted ORDER BY key`: the batch's keys, in key order so
-/// that the last is where the next batch starts.
-fn locking_action_sql(
-    m: &Matcher<'_>,
-    when: &When,
-    after: Option<&Value>,
-    size: u64,
-) -> Result<Sql, String> {
-    let key = m.key();
-    let mut sql = Sql::new(m.dialect);
-    sql.push("WITH acted AS (");
-    push_action_head(&mut sql, m, &[], None)?;
-    sql.push(&key).push(" IN (");
-    m.push_batch(&mut sql, &key, when, after, size);
-    sql.push(") RETURNING ")
-        .push(&key)
-        .push(") SELECT ")
-        .push(&m.dialect.key_select(&format!("acted.{key}"), m.shape.key))
-        .push(&format!(" FROM acted ORDER BY acted.{key}"));
-    Ok(sql)
+    let records = tx
+        .fetch_records(&m.batch(when, after, size), m.shape.key)
+        .await?;
+    Ok(records
+        .last()
+        .map(|r| r.key.value())
+        .map(|last| Locked { tx, records, last }))
 }
 
 /// Steps 2 to 4 for a locked batch: the intent is made durable while the action and the
@@ -296,7 +256,6 @@ async fn finish_batch(
         mut tx,
         records,
         last,
-        acted: already_acted,
     } = batch;
     let n = records.len() as u64;
     let intent = Intent {
@@ -310,11 +269,7 @@ async fn finish_batch(
         keys: records.iter().map(|r| r.key.to_string()).collect(),
         created_at: now_text(),
     };
-    let act = if already_acted {
-        None
-    } else {
-        Some(action_sql(m, &records, ctx.hasher).map_err(BatchError::fatal)?)
-    };
+    let act = action_sql(m, &records, ctx.hasher).map_err(BatchError::fatal)?;
     let mut mark = Sql::new(m.dialect);
     mark.push("INSERT INTO retentiond_journal (batch_id, rule) VALUES (")
         .bind(Value::Text(intent.batch_id.clone()))
@@ -322,14 +277,12 @@ async fn finish_batch(
         .bind(Value::Text(rule.name.clone()))
         .push(")");
     let acting = async {
-        if let Some(act) = &act {
-            let affected = tx.execute(act).await?;
-            if affected != n {
-                return Err(BatchError::fatal(format!(
-                    "the {} statement changed {affected} records where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
-                    rule.action.verb(),
-                )));
-            }
+        let affected = tx.execute(&act).await?;
+        if affected != n {
+            return Err(BatchError::fatal(format!(
+                "the {} statement changed {affected} records where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
+                rule.action.verb(),
+            )));
         }
         tx.execute(&mark).await?;
         Ok(())
