@@ -108,17 +108,14 @@ pub async fn append(
             .bind(what.table)
             .bind(what.action)
             .bind(what.legal_basis);
+        let mut link = prev.as_str();
         for (i, (key, hash)) in chunk.iter().zip(&hashes).enumerate() {
-            let prev_hash = if i == 0 {
-                prev.as_str()
-            } else {
-                hashes[i - 1].as_str()
-            };
             query = query
                 .bind(first + i as i64)
                 .bind(key.as_str())
                 .bind(hash.as_str())
-                .bind(prev_hash);
+                .bind(link);
+            link = hash.as_str();
         }
         query.execute(&mut *tx).await?;
         if let Some(last) = hashes.pop() {

@@ -361,22 +361,6 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
     let key = m.key();
     let keys: Vec<Value> = records.iter().map(|r| r.key.value()).collect();
     let mut sql = Sql::new(d);
-    push_action_head(&mut sql, m, records, hasher)?;
-    sql.in_list(&key, &keys);
-    sql.push(&d.action_suffix(&key, keys.len()));
-    Ok(sql)
-}
-
-/// `DELETE FROM t WHERE ` or `UPDATE t SET … WHERE `: the action up to the records it is
-/// for. Hashed values are computed from `records` (which must then carry the texts).
-fn push_action_head(
-    sql: &mut Sql,
-    m: &Matcher<'_>,
-    records: &[Record],
-    hasher: Option<&Hasher>,
-) -> Result<(), String> {
-    let d = m.dialect;
-    let key = m.key();
     match &m.rule.action {
         Action::Delete => {
             sql.push("DELETE FROM ").push(&m.table()).push(" WHERE ");
@@ -425,7 +409,9 @@ fn push_action_head(
             sql.push(" WHERE ");
         }
     }
-    Ok(())
+    sql.in_list(&key, &keys);
+    sql.push(&d.action_suffix(&key, keys.len()));
+    Ok(sql)
 }
 
 /// Removes this rule's journal rows once all its batches are confirmed; they are only

@@ -245,38 +245,21 @@ impl Matcher<'_> {
     /// strategy must read.
     pub fn batch(&self, when: &When, after: Option<&Value>, size: u64) -> Sql {
         let d = self.dialect;
-        let mut columns = d.key_select(&self.key(), self.shape.key);
-        for col in self.hashed_columns() {
-            columns.push_str(", ");
-            columns.push_str(&d.text_select(&d.ident(col)));
-        }
-        let mut sql = Sql::new(d);
-        self.push_batch(&mut sql, &columns, when, after, size);
-        sql
-    }
-
-    /// Appends the locking `SELECT` of the next batch with the given select list: in
-    /// key order after `after` (keyset: the range is walked once, never rescanned).
-    pub fn push_batch(
-        &self,
-        sql: &mut Sql,
-        columns: &str,
-        when: &When,
-        after: Option<&Value>,
-        size: u64,
-    ) {
         let key = self.key();
+        let mut sql = Sql::new(d);
         sql.push("SELECT ")
-            .push(columns)
-            .push(" FROM ")
-            .push(&self.table())
-            .push(" WHERE ");
-        self.push_condition(sql, when, Holds::Apply);
+            .push(&d.key_select(&key, self.shape.key));
+        for col in self.hashed_columns() {
+            sql.push(", ").push(&d.text_select(&d.ident(col)));
+        }
+        sql.push(" FROM ").push(&self.table()).push(" WHERE ");
+        self.push_condition(&mut sql, when, Holds::Apply);
         if let Some(v) = after {
             sql.push(&format!(" AND {key} > ")).bind(v.clone());
         }
         sql.push(&format!(" ORDER BY {key} LIMIT {size}"))
-            .push(self.dialect.lock_suffix());
+            .push(d.lock_suffix());
+        sql
     }
 
     /// Columns anonymized with `hash`, in rule order.
