@@ -1,4 +1,4 @@
-//! The command line: clap definitions only. `main.rs` maps them onto `retentiond::app`.
+//! The command line: clap definitions only. `main.rs` maps them onto `retentiond::commands`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -1,15 +1,18 @@
 //! retentiond: keeps an organisation's written data-retention promises by itself.
 //!
-//! The data path is the module list: [`config`] → [`db`] → [`engine`] (plan, execute) →
-//! [`audit`] → [`report`]; [`app`] wires them into the commands of the binary.
+//! The layers, lowest first (a module uses only its own layer and those below; a test in
+//! `tests/api/architecture.rs` holds the code to it; ARCHITECTURE.md draws it):
+//! [`config`] and [`signal`] → [`db`] and [`state`] → [`audit`] → [`engine`] (plan,
+//! execute, journal, outcome) → [`report`] → [`daemon`] → [`commands`] and [`demo`], the
+//! verbs the binary (`main.rs`) calls.
 
-pub mod app;
 pub mod audit;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod engine;
-pub mod exit;
 pub mod report;
+pub mod signal;
 pub mod state;

@@ -1,13 +1,14 @@
-//! The `retentiond` binary: parse the command line, set up logging, call into the library,
-//! and turn the outcome into an exit code.
+//! The `retentiond` binary: parse the command line, set up logging and the signal stream,
+//! call the command, print its error if any, and turn the outcome into an exit code. The
+//! only place in the program that prints to stderr or chooses an exit code.
 
 mod cli;
 
 use clap::Parser;
 use cli::{AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat, ReportFormat};
-use retentiond::app::{self, Exit};
-use retentiond::audit::export;
-use retentiond::report::document::Format;
+use retentiond::commands::{self, audit, check, demo, holds, plan, report, run};
+use retentiond::commands::{CommandError, OnStop, Status};
+use std::io::Write;
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
@@ -35,51 +36,117 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(Exit::Failure.code());
+            return fail(&CommandError::runtime(format!(
+                "cannot start the async runtime: {e}"
+            )))
         }
     };
+    let outcome = runtime.block_on(dispatch(&cli));
+    // The runtime is dropped without waiting for idle tasks (the signal stream).
+    runtime.shutdown_background();
+    match outcome {
+        Ok(status) => ExitCode::from(status.exit_code()),
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints `e` for the user and returns its exit code.
+fn fail(e: &CommandError) -> ExitCode {
+    let text = e.to_string();
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "error: {text}");
+    if !text.ends_with('\n') {
+        let _ = writeln!(stderr);
+    }
+    ExitCode::from(e.exit_code())
+}
+
+/// Runs the command `cli` names, under the signal stream.
+async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
     let path = cli.config.as_path();
-    let exit = runtime.block_on(async {
-        match &cli.command {
-            Command::Check => app::check(path).await,
-            Command::Plan { at, format } => {
-                app::plan(path, at.as_deref(), matches!(format, PlanFormat::Json)).await
-            }
-            Command::Run { once: true, rules, confirm } => app::run_once(path, rules, *confirm).await,
-            Command::Run { once: false, rules, confirm } if !rules.is_empty() || confirm.is_some() => {
-                eprintln!("error: --rule and --confirm only work with --once; the daemon always runs every rule within its limits");
-                Exit::Usage
-            }
-            Command::Holds => app::holds(path).await,
-            Command::Run { once: false, .. } => app::run_daemon(path).await,
-            Command::Audit {
-                command: AuditCommand::Verify,
-            } => app::audit_verify(path).await,
-            Command::Audit {
-                command:
-                    AuditCommand::Export {
-                        since,
-                        until,
-                        format,
-                    },
-            } => {
-                let format = match format {
-                    ExportFormat::Jsonl => export::Format::Jsonl,
-                    ExportFormat::Csv => export::Format::Csv,
-                };
-                app::audit_export(path, since.as_deref(), until.as_deref(), format).await
-            }
-            Command::Report(args) => {
-                let format = match args.format {
-                    ReportFormat::Text => Format::Text,
-                    ReportFormat::Json => Format::Json,
-                    ReportFormat::Html => Format::Html,
-                };
-                app::report(path, args.run.as_deref(), args.date.as_deref(), format).await
-            }
-            Command::Demo { dir } => app::demo(dir.as_deref()).await,
+    let mut signals = retentiond::signal::listen()
+        .map_err(|e| CommandError::runtime(format!("cannot listen for signals: {e}")))?;
+    let mut stdout = std::io::stdout().lock();
+    let out = &mut stdout;
+    let s = &mut signals;
+    match &cli.command {
+        Command::Check => {
+            commands::under_signals(s, OnStop::Abandon, |_| check::check(path, out)).await
         }
-    });
-    ExitCode::from(exit.code())
+        Command::Plan { at, format } => {
+            let format = match format {
+                PlanFormat::Text => plan::Format::Text,
+                PlanFormat::Json => plan::Format::Json,
+            };
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                plan::plan(path, at.as_deref(), format, out)
+            })
+            .await
+        }
+        Command::Run {
+            once: true,
+            rules,
+            confirm,
+        } => {
+            commands::under_signals(s, OnStop::Finish, |stop| {
+                run::once(path, rules, *confirm, stop, out)
+            })
+            .await
+        }
+        Command::Run {
+            once: false,
+            rules,
+            confirm,
+        } if !rules.is_empty() || confirm.is_some() => Err(CommandError::Usage(
+            "--rule and --confirm only work with --once; the daemon always runs every rule within its limits".into(),
+        )),
+        Command::Run { once: false, .. } => run::daemon(path, s).await,
+        Command::Holds => {
+            commands::under_signals(s, OnStop::Abandon, |_| holds::holds(path, out)).await
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            commands::under_signals(s, OnStop::Abandon, |_| audit::verify_trail(path, out)).await
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    since,
+                    until,
+                    format,
+                },
+        } => {
+            let format = match format {
+                ExportFormat::Jsonl => audit::ExportFormat::Jsonl,
+                ExportFormat::Csv => audit::ExportFormat::Csv,
+            };
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                audit::export_trail(path, since.as_deref(), until.as_deref(), format, out)
+            })
+            .await
+        }
+        Command::Report(args) => {
+            let format = match args.format {
+                ReportFormat::Text => report::Format::Text,
+                ReportFormat::Json => report::Format::Json,
+                ReportFormat::Html => report::Format::Html,
+            };
+            let which = match (&args.run, &args.date) {
+                (Some(id), _) => report::Which::Run(id),
+                (None, Some(d)) => report::Which::Date(d),
+                (None, None) => report::Which::Last,
+            };
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                report::report(path, which, format, out)
+            })
+            .await
+        }
+        Command::Demo { dir } => {
+            commands::under_signals(s, OnStop::Finish, |stop| {
+                demo::demo(dir.as_deref(), stop, out)
+            })
+            .await
+        }
+    }
 }

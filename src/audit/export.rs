@@ -1,9 +1,30 @@
 //! `audit export`: the trail as JSON Lines or CSV, streamed to a writer.
 
-use super::{entry_of, SELECT_ENTRIES};
+use super::chain::Entry;
 use crate::state::{State, StateError};
 use futures_util::TryStreamExt;
+use sqlx::Row;
 use std::io::Write;
+
+/// One stored entry, as read from the state database.
+fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        seq: r.try_get(0)?,
+        at: r.try_get(1)?,
+        run_id: r.try_get(2)?,
+        rule: r.try_get(3)?,
+        database: r.try_get(4)?,
+        table: r.try_get(5)?,
+        action: r.try_get(6)?,
+        key: r.try_get(7)?,
+        legal_basis: r.try_get(8)?,
+        hash: r.try_get(9)?,
+        prev_hash: r.try_get(10)?,
+    })
+}
+
+/// The columns of an entry, in [`entry_of`]'s order.
+const SELECT_ENTRIES: &str = "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit";
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +36,7 @@ pub enum Format {
 }
 
 /// The CSV header, in the order of the entry fields.
-const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 11] = [
     "seq",
     "at",
     "run_id",

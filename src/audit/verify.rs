@@ -7,10 +7,37 @@
 //! flight per half.
 
 use super::chain::{digest_of_parts, matches, GENESIS};
-use super::Verdict;
-use crate::state::StateError;
+use crate::state::{State, StateError};
 use std::path::Path;
 use std::sync::mpsc;
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every entry is intact and in order.
+    Intact {
+        /// Number of entries.
+        entries: i64,
+        /// The head hash (anchor it in reports).
+        head: String,
+    },
+    /// The first bad entry, and what is wrong with it.
+    Broken {
+        /// The entry's position (as stored).
+        seq: i64,
+        /// Plain explanation.
+        reason: String,
+    },
+}
+
+/// Walks the whole trail of `state` in order (memory stays flat) and returns the first
+/// entry that was altered, removed or reordered, or the head of an intact trail.
+pub async fn verify(state: &State) -> Result<Verdict, StateError> {
+    let path = state.dir().join("state.db");
+    tokio::task::spawn_blocking(move || verify_file(&path))
+        .await
+        .map_err(|e| StateError::Io(format!("audit verify stopped: {e}")))?
+}
 
 /// Entries per chunk handed from the reader to the checker.
 const CHUNK: usize = 8192;
@@ -330,19 +357,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = State::open(dir.path()).await.unwrap();
         let keys: Vec<String> = (1..=n).map(|k| k.to_string()).collect();
-        let what = crate::audit::Action {
+        let at = "2026-11-23T02:30:00.000000Z";
+        let mut hashes: Vec<String> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            hashes.push(crate::audit::chain::hash_of(&crate::audit::chain::Fields {
+                seq: i as i64 + 1,
+                at,
+                run_id: "r",
+                rule: "rule",
+                database: "db",
+                table: "t",
+                action: "delete",
+                key,
+                legal_basis: "test",
+                prev_hash: hashes.last().map_or(GENESIS, String::as_str),
+            }));
+        }
+        let chained = crate::state::Chained {
+            after: None,
+            first_link: GENESIS,
+            at,
             run_id: "r",
             rule: "rule",
             database: "db",
             table: "t",
             action: "delete",
             legal_basis: "test",
+            keys: &keys,
+            hashes: &hashes,
         };
-        let mut tx = state.pool().begin().await.unwrap();
-        crate::audit::append(&mut tx, &what, &keys, "2026-11-23T02:30:00.000000Z")
+        state
+            .append(&chained, crate::state::Settles::Intent("none"))
             .await
             .unwrap();
-        tx.commit().await.unwrap();
         state.close().await;
         let path = dir.path().join("state.db");
         (dir, path)

@@ -8,7 +8,7 @@
 //! workload idle. Also: `plan` time on the full table, `audit verify` throughput, and
 //! retentiond's peak RSS. See BENCHMARKS.md for the command and the figures.
 
-use retentiond::config::{DatabaseSpec, Engine, Secret};
+use retentiond::config::{DatabaseSpec, Dialect, Secret};
 use retentiond::db::{Db, Sql};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,14 +52,14 @@ fn args() -> Result<Args, String> {
 }
 
 fn spec(url: &str) -> DatabaseSpec {
-    let engine = match url.split("://").next() {
-        Some("postgres") => Engine::Postgres,
-        Some("mysql") => Engine::MySql,
-        _ => Engine::Sqlite,
+    let dialect = match url.split("://").next() {
+        Some("postgres") => Dialect::Postgres,
+        Some("mysql") => Dialect::MySql,
+        _ => Dialect::Sqlite,
     };
     DatabaseSpec {
         name: "bench".into(),
-        engine,
+        dialect,
         url: url.into(),
         secret: Secret::None,
         timeouts: Default::default(),
@@ -388,8 +388,7 @@ async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
             .write_intent(&intent)
             .await
             .map_err(|e| e.to_string())?;
-        state
-            .confirm(&intent, &retentiond::state::now_text())
+        retentiond::engine::journal::confirm(&state, &intent, &retentiond::state::now_text())
             .await
             .map_err(|e| e.to_string())?;
         next = end;

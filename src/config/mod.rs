@@ -5,15 +5,17 @@
 mod error;
 mod ident;
 mod model;
+mod moment;
 mod period;
 mod raw;
 
 pub use error::{ConfigError, ConfigProblem, Lines};
 pub use ident::{Ident, TableName};
 pub use model::{
-    mask_url, Action, Config, Daemon, DatabaseSpec, EmailSettings, Engine, FlagValue, Hold,
-    KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Strategy, Timeouts,
+    mask_url, Action, ActionKind, Config, Daemon, DatabaseSpec, Dialect, EmailSettings, FlagValue,
+    Hold, KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Strategy, Timeouts,
 };
+pub use moment::Moment;
 pub use period::{parse_pause, Cutoff, Period};
 
 use raw::{
@@ -249,10 +251,10 @@ impl Validator<'_> {
             );
         }
         let url = raw.url.get_ref().clone();
-        let engine = match url.split_once("://").map(|(s, _)| s) {
-            Some("postgres" | "postgresql") => Some(Engine::Postgres),
-            Some("mysql" | "mariadb") => Some(Engine::MySql),
-            Some("sqlite") if url.len() > "sqlite://".len() => Some(Engine::Sqlite),
+        let dialect = match url.split_once("://").map(|(s, _)| s) {
+            Some("postgres" | "postgresql") => Some(Dialect::Postgres),
+            Some("mysql" | "mariadb") => Some(Dialect::MySql),
+            Some("sqlite") if url.len() > "sqlite://".len() => Some(Dialect::Sqlite),
             _ => {
                 self.err(
                     &raw.url,
@@ -307,8 +309,8 @@ impl Validator<'_> {
         };
         Some(DatabaseSpec {
             name: n.clone(),
-            engine: engine?,
-            url: if engine == Some(Engine::MySql) && url.starts_with("mariadb://") {
+            dialect: dialect?,
+            url: if dialect == Some(Dialect::MySql) && url.starts_with("mariadb://") {
                 url.replacen("mariadb://", "mysql://", 1)
             } else {
                 url
@@ -428,7 +430,7 @@ impl Validator<'_> {
             .ok();
         let until = match &h.until {
             None => Some(None),
-            Some(u) => match parse_until(u.get_ref(), tz) {
+            Some(u) => match Moment::parse(u.get_ref(), tz).map(|m| m.at) {
                 Ok(t) => Some(Some(t)),
                 Err(m) => {
                     self.err(u, key("until"), m);
@@ -743,22 +745,6 @@ impl Validator<'_> {
             }
         }
     }
-}
-
-/// A hold's end: RFC 3339, or a date (the hold lasts until that day's midnight in `tz`).
-fn parse_until(s: &str, tz: chrono_tz::Tz) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    use chrono::TimeZone;
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .and_then(|t| tz.from_local_datetime(&t).earliest())
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .ok_or_else(|| {
-            format!("'{s}' is not a date; write e.g. \"2027-06-30\" or an RFC 3339 time")
-        })
 }
 
 fn is_plain_name(s: &str) -> bool {

@@ -91,9 +91,11 @@ pub struct Daemon {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
-/// Which database engine a URL speaks to.
+/// Which SQL dialect a database speaks, parsed once from its URL scheme. The one type for
+/// "which engine" everywhere: the SQL each dialect needs is written in `db::dialect` (an
+/// inherent `impl Dialect` there), so nothing outside `db` tests the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub enum Dialect {
     /// `postgres://` or `postgresql://`.
     Postgres,
     /// `mysql://` or `mariadb://`.
@@ -128,8 +130,8 @@ impl fmt::Debug for Secret {
 pub struct DatabaseSpec {
     /// The config name (`hr`).
     pub name: String,
-    /// The engine, from the URL scheme.
-    pub engine: Engine,
+    /// The SQL dialect, from the URL scheme.
+    pub dialect: Dialect,
     /// The URL as written. May hold a password: print [`DatabaseSpec::masked_url`] instead.
     pub url: String,
     /// Where the password comes from.
@@ -174,7 +176,7 @@ impl fmt::Debug for DatabaseSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseSpec")
             .field("name", &self.name)
-            .field("engine", &self.engine)
+            .field("dialect", &self.dialect)
             .field("url", &self.masked_url())
             .field("secret", &self.secret)
             .finish()
@@ -223,11 +225,46 @@ pub enum Action {
 impl Action {
     /// The verb used in the audit trail: `delete`, `anonymize` or `flag`.
     pub fn verb(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Which of the three actions this is, without its settings.
+    pub fn kind(&self) -> ActionKind {
         match self {
-            Action::Delete => "delete",
-            Action::Anonymize(_) => "anonymize",
-            Action::Flag { .. } => "flag",
+            Action::Delete => ActionKind::Delete,
+            Action::Anonymize(_) => ActionKind::Anonymize,
+            Action::Flag { .. } => ActionKind::Flag,
         }
+    }
+}
+
+/// The three actions by name alone: what outcomes, plans, reports and the trail carry
+/// (the settings stay with the rule). Serialized as the audit trail's verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// `delete`.
+    Delete,
+    /// `anonymize`.
+    Anonymize,
+    /// `flag`.
+    Flag,
+}
+
+impl ActionKind {
+    /// The verb: `delete`, `anonymize` or `flag`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Delete => "delete",
+            ActionKind::Anonymize => "anonymize",
+            ActionKind::Flag => "flag",
+        }
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -262,7 +299,8 @@ impl fmt::Display for FlagValue {
 }
 
 /// Whether a rule acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Act on expired records (the default).
     Enforce,

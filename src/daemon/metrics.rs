@@ -2,7 +2,7 @@
 //! and when the last (successful) pass ran, so that a sysadmin can alert on
 //! `time() - retentiond_last_success_timestamp_seconds > 172800`.
 
-use crate::report::summary::{RuleStatus, RunSummary};
+use crate::engine::outcome::{RuleStatus, RunSummary};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -118,7 +118,7 @@ impl Metrics {
             self.records
                 .get_or_create(&RuleAction {
                     rule: r.rule.clone(),
-                    action: r.action.clone(),
+                    action: r.action.to_string(),
                 })
                 .inc_by(r.acted);
             if matches!(r.status, RuleStatus::Failed | RuleStatus::Braked) {

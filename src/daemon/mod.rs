@@ -6,20 +6,47 @@
 pub mod metrics;
 pub mod notify;
 pub mod schedule;
-pub mod signal;
 
 use crate::config::{self, Config};
+use crate::engine::outcome::RunSummary;
 use crate::engine::pass::{run_pass, PassError, PassOptions};
 use crate::engine::prepare::prepare;
-use crate::exit::Exit;
-use crate::report::summary::RunSummary;
-use crate::state::State;
+use crate::signal::{Listener, SignalTo, Stop};
+use crate::state::{State, StateError};
 use chrono::{DateTime, Utc};
 use metrics::Metrics;
-use signal::SignalTo;
 use std::path::Path;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
+
+/// How the daemon ended, when it ended by a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A stop signal: the batch in flight finished and was audited (exit 0, so that
+    /// systemd records a clean stop).
+    Stopped(Stop),
+    /// A second stop signal during a pass: the batch in flight was abandoned; the next
+    /// start settles it against its journal.
+    Aborted(Stop),
+}
+
+/// Why the daemon could not run (or go on running).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state database could not be opened.
+    #[error("cannot open the state database: {0}")]
+    State(#[from] StateError),
+    /// The metrics address could not be bound.
+    #[error("cannot listen for metrics on {addr} (daemon.metrics_listen): {reason}")]
+    Metrics {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// No rule's schedule ticks again.
+    #[error("no schedule has a future tick; nothing to do")]
+    NoSchedule,
+}
 
 /// The next pass: when, and which rules (all rules sharing the earliest tick).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,26 +110,18 @@ struct Daemon<'p> {
     config: Config,
     state: State,
     metrics: Metrics,
-    signals: UnboundedReceiver<SignalTo>,
+    signals: &'p mut Listener,
     last: String,
 }
 
-/// Runs the daemon with an already validated `config` (read from `path`, re-read on SIGHUP).
-pub async fn run(path: &Path, config: Config) -> Exit {
-    let state = match State::open(&config.daemon.state_dir).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the state database");
-            return Exit::Failure;
-        }
-    };
-    let signals = match signal::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for signals");
-            return Exit::Failure;
-        }
-    };
+/// Runs the daemon with an already validated `config` (read from `path`, re-read on SIGHUP)
+/// until a stop signal, answering `signals`.
+pub async fn run(
+    path: &Path,
+    config: Config,
+    signals: &mut Listener,
+) -> Result<Ended, DaemonError> {
+    let state = State::open(&config.daemon.state_dir).await?;
     let last_success = state.last_success().await.ok().flatten();
     let metrics = Metrics::new(last_success.as_deref());
     if let Some(addr) = config.daemon.metrics_listen {
@@ -112,8 +131,11 @@ pub async fn run(path: &Path, config: Config) -> Exit {
                 metrics.clone().serve(l);
             }
             Err(e) => {
-                tracing::error!(%addr, error = %e, "cannot listen for metrics (daemon.metrics_listen)");
-                return Exit::Failure;
+                state.close().await;
+                return Err(DaemonError::Metrics {
+                    addr,
+                    reason: e.to_string(),
+                });
             }
         }
     }
@@ -128,13 +150,13 @@ pub async fn run(path: &Path, config: Config) -> Exit {
     };
     tracing::info!(schedule = %d.config.daemon.schedule_text, timezone = %d.config.daemon.timezone, rules = d.config.rules.len(), "retentiond started");
     notify::ready();
-    let exit = d.serve().await;
+    let ended = d.serve().await;
     d.state.close().await;
-    exit
+    ended
 }
 
 impl Daemon<'_> {
-    async fn serve(&mut self) -> Exit {
+    async fn serve(&mut self) -> Result<Ended, DaemonError> {
         let caught_up = missed(&self.config, &self.state, Utc::now()).await;
         let mut due = if caught_up.is_empty() {
             next_due(&self.config, Utc::now())
@@ -147,8 +169,7 @@ impl Daemon<'_> {
         };
         loop {
             let Some(next) = due.clone() else {
-                tracing::error!("no schedule has a future tick; nothing to do");
-                return Exit::Failure;
+                return Err(DaemonError::NoSchedule);
             };
             let when = next.at.with_timezone(&self.config.daemon.timezone);
             notify::status(&format!(
@@ -162,15 +183,20 @@ impl Daemon<'_> {
             tokio::select! {
                 sig = self.signals.recv() => match sig {
                     Some(SignalTo::Reload) => self.reload().await,
-                    Some(SignalTo::Shutdown) | None => {
+                    Some(SignalTo::Shutdown(stop)) => {
                         notify::stopping();
                         tracing::info!("stopping");
-                        return Exit::Success;
+                        return Ok(Ended::Stopped(stop));
+                    }
+                    None => {
+                        notify::stopping();
+                        tracing::info!("signal stream closed; stopping");
+                        return Ok(Ended::Stopped(Stop::Terminate));
                     }
                 },
                 () = tokio::time::sleep(wait) => {
-                    if let Some(exit) = self.pass(&next.rules).await {
-                        return exit;
+                    if let Some(ended) = self.pass(&next.rules).await {
+                        return Ok(ended);
                     }
                 }
             }
@@ -178,10 +204,11 @@ impl Daemon<'_> {
         }
     }
 
-    /// Runs one pass while still answering signals. `Some(exit)` when the daemon must stop.
-    async fn pass(&mut self, rules: &[String]) -> Option<Exit> {
+    /// Runs one pass while still answering signals. `Some(ended)` when the daemon must stop.
+    async fn pass(&mut self, rules: &[String]) -> Option<Ended> {
         let stop = CancellationToken::new();
         let mut reload = false;
+        let mut stopped_by: Option<Stop> = None;
         let result = {
             let options = PassOptions {
                 rules: rules.to_vec(),
@@ -194,22 +221,30 @@ impl Daemon<'_> {
                     r = &mut pass => break r,
                     sig = self.signals.recv() => match sig {
                         Some(SignalTo::Reload) => reload = true,
-                        Some(SignalTo::Shutdown) | None if stop.is_cancelled() => {
+                        Some(SignalTo::Shutdown(again)) if stop.is_cancelled() => {
+                            // Dropping the pass rolls back the batch in flight (or leaves
+                            // its intent to be settled against the journal at next start).
                             tracing::warn!("second stop signal: stopping at once; the next start settles the batch in flight");
-                            std::process::exit(i32::from(Exit::Failure.code()));
+                            return Some(Ended::Aborted(again));
                         }
-                        Some(SignalTo::Shutdown) | None => {
+                        Some(SignalTo::Shutdown(s)) => {
                             notify::stopping();
                             tracing::info!("stop signal: finishing the batch in flight, then stopping");
+                            stopped_by = Some(s);
                             stop.cancel();
                         }
+                        None if !stop.is_cancelled() => {
+                            stopped_by = Some(Stop::Terminate);
+                            stop.cancel();
+                        }
+                        None => break (&mut pass).await,
                     },
                 }
             }
         };
         self.after_pass(rules, result).await;
-        if stop.is_cancelled() {
-            return Some(Exit::Success);
+        if let Some(s) = stopped_by {
+            return Some(Ended::Stopped(s));
         }
         if reload {
             self.reload().await;
@@ -220,7 +255,7 @@ impl Daemon<'_> {
     async fn after_pass(&mut self, rules: &[String], result: Result<RunSummary, PassError>) {
         match result {
             Ok(s) => {
-                crate::report::files::publish(&self.config, &self.state, &s).await;
+                crate::report::publish::publish(&self.config, &self.state, &s).await;
                 self.metrics.record(&s);
                 self.last = format!(
                     "{} {} at {}, {} records",

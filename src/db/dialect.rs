@@ -2,28 +2,8 @@
 //! quoting, placeholders, locking, and how a `since` column is compared with a cutoff.
 
 use super::value::Value;
-use crate::config::{Cutoff, Engine, Ident, TableName};
-
-/// A SQL dialect. Code outside `db` asks it for fragments instead of testing the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// PostgreSQL.
-    Postgres,
-    /// MySQL and MariaDB.
-    MySql,
-    /// SQLite.
-    Sqlite,
-}
-
-impl From<Engine> for Dialect {
-    fn from(e: Engine) -> Self {
-        match e {
-            Engine::Postgres => Dialect::Postgres,
-            Engine::MySql => Dialect::MySql,
-            Engine::Sqlite => Dialect::Sqlite,
-        }
-    }
-}
+pub use crate::config::Dialect;
+use crate::config::{Cutoff, Ident, TableName};
 
 /// How a `since` column stores time, as found in the database catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +153,13 @@ impl Dialect {
         }
     }
 
+    /// Whether the database has a single writer for the whole file (SQLite): a batch then
+    /// holds every writer out, so the engine lets the application in between batches
+    /// instead of overlapping its own work with the next lock.
+    pub fn single_writer(self) -> bool {
+        matches!(self, Dialect::Sqlite)
+    }
+
     /// The statement that opens a batch transaction.
     pub fn begin(self) -> &'static str {
         match self {
@@ -239,17 +226,6 @@ impl Dialect {
                     .bind(Value::Int(unix_local))
                     .push(" END)");
             }
-        }
-    }
-
-    /// DDL for the journal table retentiond keeps in each target database: one row per
-    /// committed batch, written in the batch's own transaction, so that after a crash the
-    /// state database can tell for certain whether a batch happened.
-    pub fn journal_ddl(self) -> &'static str {
-        match self {
-            Dialect::Postgres => "CREATE TABLE IF NOT EXISTS retentiond_journal (batch_id TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-            Dialect::MySql => "CREATE TABLE IF NOT EXISTS retentiond_journal (batch_id VARCHAR(100) PRIMARY KEY, rule VARCHAR(200) NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
-            Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS retentiond_journal (batch_id TEXT PRIMARY KEY, rule TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
         }
     }
 }

@@ -1,14 +1,17 @@
 //! Connections to the organisation's databases, behind one [`Db`] whatever the engine.
-//! Dialect differences live in [`dialect`]; catalog lookups in [`schema`].
+//! Dialect differences live in [`dialect`]; catalog lookups in [`schema`]; the journal
+//! table that makes every batch verifiable in [`journal`]. The three drivers are matched
+//! in one place only: the [`on_driver!`] macro below.
 
 pub mod dialect;
+pub mod journal;
 pub mod schema;
 pub mod value;
 
 pub use dialect::{Dialect, KeyKind, SinceKind, Sql};
 pub use value::{Key, Value};
 
-use crate::config::{DatabaseSpec, Engine, Secret};
+use crate::config::{DatabaseSpec, Secret};
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePoolOptions};
@@ -70,6 +73,30 @@ enum Pools {
     Sqlite(Pool<Sqlite>),
 }
 
+/// The one place the three drivers are told apart: runs `$body` with `$q` bound to the
+/// statement `$sql` (its text with its values bound for that driver) and `$on` bound to the
+/// variant's pool or transaction, for whichever driver `$target` holds. `$kind` names the
+/// enum ([`Pools`] or [`Txs`]); both have the same three variants. The body is the same
+/// source for every driver, so a new operation is written once.
+macro_rules! on_driver {
+    ($kind:ident, $target:expr, $sql:expr, |$q:ident, $on:ident| $body:expr) => {
+        match $target {
+            $kind::Postgres($on) => {
+                let $q = bind_all(sqlx::query(&$sql.text), &$sql.binds);
+                $body
+            }
+            $kind::MySql($on) => {
+                let $q = bind_all(sqlx::query(&$sql.text), &$sql.binds);
+                $body
+            }
+            $kind::Sqlite($on) => {
+                let $q = bind_all(sqlx::query(&$sql.text), &$sql.binds);
+                $body
+            }
+        }
+    };
+}
+
 /// An open connection pool to one configured database.
 pub struct Db {
     /// The config name, for messages and the audit trail.
@@ -115,8 +142,8 @@ impl Db {
             reason: scrub(&e.to_string(), &spec.url),
         };
         let t = spec.timeouts;
-        let pools = match spec.engine {
-            Engine::Postgres => {
+        let pools = match spec.dialect {
+            Dialect::Postgres => {
                 let mut o = PgConnectOptions::from_str(&spec.url).map_err(connect_err)?;
                 if let Some(p) = &password {
                     o = o.password(p);
@@ -140,7 +167,7 @@ impl Db {
                         .map_err(connect_err)?,
                 )
             }
-            Engine::MySql => {
+            Dialect::MySql => {
                 let mut o = MySqlConnectOptions::from_str(&spec.url).map_err(connect_err)?;
                 if let Some(p) = &password {
                     o = o.password(p);
@@ -181,7 +208,7 @@ impl Db {
                         .map_err(connect_err)?,
                 )
             }
-            Engine::Sqlite => {
+            Dialect::Sqlite => {
                 let path = spec.url.trim_start_matches("sqlite://");
                 let path = path.split('?').next().unwrap_or(path);
                 if !std::path::Path::new(path).exists() {
@@ -207,7 +234,7 @@ impl Db {
         };
         Ok(Db {
             name: spec.name.clone(),
-            dialect: spec.engine.into(),
+            dialect: spec.dialect,
             pools,
         })
     }
@@ -218,98 +245,38 @@ impl Db {
 
     /// Runs a statement outside any explicit transaction.
     pub async fn execute(&self, sql: &Sql) -> Result<u64, DbError> {
-        let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()),
-        };
-        r.map_err(|e| self.err(e))
+        on_driver!(Pools, &self.pools, sql, |q, p| q
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(e))
     }
 
     /// Runs a query whose first column is an integer (a count), one row.
     pub async fn fetch_i64(&self, sql: &Sql) -> Result<i64, DbError> {
-        let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
-                .fetch_one(p)
-                .await
-                .and_then(|r| r.try_get::<i64, _>(0)),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
-                .fetch_one(p)
-                .await
-                .and_then(|r| r.try_get::<i64, _>(0)),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
-                .fetch_one(p)
-                .await
-                .and_then(|r| r.try_get::<i64, _>(0)),
-        };
-        r.map_err(|e| self.err(e))
+        on_driver!(Pools, &self.pools, sql, |q, p| q
+            .fetch_one(p)
+            .await
+            .and_then(|r| r.try_get::<i64, _>(0)))
+        .map_err(|e| self.err(e))
     }
 
     /// Runs a query returning rows of text columns (catalog lookups).
     pub async fn fetch_texts(&self, sql: &Sql) -> Result<Vec<Vec<Option<String>>>, DbError> {
-        let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(texts_of).collect()),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(texts_of).collect()),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(texts_of).collect()),
-        };
-        r.map_err(|e| self.err(e))
+        on_driver!(Pools, &self.pools, sql, |q, p| q
+            .fetch_all(p)
+            .await
+            .and_then(|rows| rows.iter().map(texts_of).collect()))
+        .map_err(|e| self.err(e))
     }
 
     /// Reads records (key first, then text columns) outside a transaction.
     pub async fn fetch_records(&self, sql: &Sql, kind: KeyKind) -> Result<Vec<Record>, DbError> {
-        let r = match &self.pools {
-            Pools::Postgres(p) => bind_pg(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Pools::MySql(p) => bind_my(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Pools::Sqlite(p) => bind_lite(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(p)
-                .await
-                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-        };
-        r.map_err(|e| self.err(e))
-    }
-
-    /// Settles a batch whose commit is in doubt by writing its journal row *now*. If the
-    /// batch committed, its row is there and the insert fails on the primary key (`true`:
-    /// it happened). If the batch's transaction is still open somewhere, the insert waits
-    /// for it to end. If the insert succeeds, the batch never committed — and now never can,
-    /// because its own journal insert would collide (`false`).
-    pub async fn settle_batch(&self, batch_id: &str) -> Result<bool, DbError> {
-        let mut sql = Sql::new(self.dialect);
-        sql.push("INSERT INTO retentiond_journal (batch_id, rule) VALUES (")
-            .bind(Value::Text(batch_id.to_owned()))
-            .push(", '(rolled back)')");
-        match self.execute(&sql).await {
-            Ok(_) => Ok(false),
-            Err(DbError::Query {
-                unique_violation: true,
-                ..
-            }) => Ok(true),
-            Err(e) => Err(e),
-        }
+        on_driver!(Pools, &self.pools, sql, |q, p| q
+            .fetch_all(p)
+            .await
+            .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()))
+        .map_err(|e| self.err(e))
     }
 
     /// Opens a batch transaction (see [`Dialect::begin`]).
@@ -349,27 +316,13 @@ pub struct Tx {
 }
 
 impl Tx {
-    fn err(&self, e: sqlx::Error) -> DbError {
-        query_error(&self.name, e)
-    }
-
     /// Runs a statement in the transaction; returns the rows it affected.
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
-        let r = match &mut self.tx {
-            Txs::Postgres(t) => bind_pg(sqlx::query(&sql.text), &sql.binds)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-            Txs::MySql(t) => bind_my(sqlx::query(&sql.text), &sql.binds)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-            Txs::Sqlite(t) => bind_lite(sqlx::query(&sql.text), &sql.binds)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected()),
-        };
-        r.map_err(|e| self.err(e))
+        on_driver!(Txs, &mut self.tx, sql, |q, t| q
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(|e| query_error(&self.name, e))
     }
 
     /// Reads (and, with the dialect's lock suffix in `sql`, locks) records.
@@ -378,21 +331,11 @@ impl Tx {
         sql: &Sql,
         kind: KeyKind,
     ) -> Result<Vec<Record>, DbError> {
-        let r = match &mut self.tx {
-            Txs::Postgres(t) => bind_pg(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(&mut **t)
-                .await
-                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Txs::MySql(t) => bind_my(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(&mut **t)
-                .await
-                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-            Txs::Sqlite(t) => bind_lite(sqlx::query(&sql.text), &sql.binds)
-                .fetch_all(&mut **t)
-                .await
-                .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()),
-        };
-        r.map_err(|e| self.err(e))
+        on_driver!(Txs, &mut self.tx, sql, |q, t| q
+            .fetch_all(&mut **t)
+            .await
+            .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()))
+        .map_err(|e| query_error(&self.name, e))
     }
 
     /// Commits. An error here leaves the outcome unknown; the caller must reconcile.
@@ -434,26 +377,59 @@ where
     Ok(Record { key, texts })
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
-type MyQuery<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
-type LiteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+/// How a driver binds the PostgreSQL-only array values (`= ANY($n)`, see
+/// [`Sql::in_list`]); the other drivers never receive one and bind their text form.
+trait BindArrays: sqlx::Database {
+    fn bind_array<'q>(
+        q: sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments<'q>>,
+        v: &Value,
+    ) -> sqlx::query::Query<'q, Self, <Self as sqlx::Database>::Arguments<'q>>;
+}
 
-fn bind_pg<'q>(mut q: PgQuery<'q>, binds: &[Value]) -> PgQuery<'q> {
-    for v in binds {
-        q = match v {
-            Value::Int(i) => q.bind(*i),
-            Value::Text(s) => q.bind(s.clone()),
-            Value::Date(d) => q.bind(*d),
-            Value::Naive(t) => q.bind(*t),
-            Value::Instant(t) => q.bind(*t),
+impl BindArrays for Postgres {
+    fn bind_array<'q>(
+        q: sqlx::query::Query<'q, Self, sqlx::postgres::PgArguments>,
+        v: &Value,
+    ) -> sqlx::query::Query<'q, Self, sqlx::postgres::PgArguments> {
+        match v {
             Value::IntArray(a) => q.bind(a.clone()),
             Value::TextArray(a) => q.bind(a.clone()),
-        };
+            other => q.bind(other.to_string()),
+        }
     }
-    q
 }
 
-fn bind_my<'q>(mut q: MyQuery<'q>, binds: &[Value]) -> MyQuery<'q> {
+impl BindArrays for MySql {
+    fn bind_array<'q>(
+        q: sqlx::query::Query<'q, Self, sqlx::mysql::MySqlArguments>,
+        v: &Value,
+    ) -> sqlx::query::Query<'q, Self, sqlx::mysql::MySqlArguments> {
+        q.bind(v.to_string())
+    }
+}
+
+impl BindArrays for Sqlite {
+    fn bind_array<'q>(
+        q: sqlx::query::Query<'q, Self, sqlx::sqlite::SqliteArguments<'q>>,
+        v: &Value,
+    ) -> sqlx::query::Query<'q, Self, sqlx::sqlite::SqliteArguments<'q>> {
+        q.bind(v.to_string())
+    }
+}
+
+/// Binds `binds` to `q` in order, for any of the three drivers.
+fn bind_all<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    binds: &[Value],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: BindArrays,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    chrono::NaiveDate: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    chrono::NaiveDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     for v in binds {
         q = match v {
             Value::Int(i) => q.bind(*i),
@@ -461,22 +437,7 @@ fn bind_my<'q>(mut q: MyQuery<'q>, binds: &[Value]) -> MyQuery<'q> {
             Value::Date(d) => q.bind(*d),
             Value::Naive(t) => q.bind(*t),
             Value::Instant(t) => q.bind(*t),
-            // Arrays are only ever built for PostgreSQL (see `Sql::in_list`).
-            Value::IntArray(_) | Value::TextArray(_) => q.bind(v.to_string()),
-        };
-    }
-    q
-}
-
-fn bind_lite<'q>(mut q: LiteQuery<'q>, binds: &[Value]) -> LiteQuery<'q> {
-    for v in binds {
-        q = match v {
-            Value::Int(i) => q.bind(*i),
-            Value::Text(s) => q.bind(s.clone()),
-            Value::Date(d) => q.bind(*d),
-            Value::Naive(t) => q.bind(*t),
-            Value::Instant(t) => q.bind(*t),
-            Value::IntArray(_) | Value::TextArray(_) => q.bind(v.to_string()),
+            Value::IntArray(_) | Value::TextArray(_) => DB::bind_array(q, v),
         };
     }
     q

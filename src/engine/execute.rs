@@ -13,10 +13,12 @@
 //! See `reconcile`.
 
 use super::hasher::Hasher;
+use super::journal;
 use super::matcher::{flag_value, Matcher, When};
+use super::outcome::{Failure, RuleOutcome, RuleStatus};
+use super::wait::{sleep_or_stop, Waited};
 use crate::config::{Action, Strategy};
-use crate::db::{Db, DbError, Dialect, Record, Sql, Value};
-use crate::report::summary::{RuleOutcome, RuleStatus};
+use crate::db::{self, Db, DbError, Record, Sql, Value};
 use crate::state::{now_text, Intent, State};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -56,17 +58,20 @@ impl Context<'_> {
     }
 }
 
-/// Why a batch did not happen, and whether trying again may help.
+/// Why a batch did not happen, what kind of failure that is, and whether trying again may
+/// help.
 #[derive(Debug)]
 struct BatchError {
     message: String,
+    failure: Failure,
     transient: bool,
 }
 
 impl BatchError {
-    fn fatal(message: impl Into<String>) -> Self {
+    fn fatal(failure: Failure, message: impl Into<String>) -> Self {
         BatchError {
             message: message.into(),
+            failure,
             transient: false,
         }
     }
@@ -76,8 +81,20 @@ impl From<DbError> for BatchError {
     fn from(e: DbError) -> Self {
         BatchError {
             transient: e.is_transient(),
+            failure: failure_of(&e),
             message: e.to_string(),
         }
+    }
+}
+
+/// The kind of failure a database error is, for the report.
+pub fn failure_of(e: &DbError) -> Failure {
+    match e {
+        DbError::Connect { .. } | DbError::Secret { .. } => Failure::Unreachable,
+        DbError::Query {
+            transient: true, ..
+        } => Failure::Busy,
+        DbError::Query { .. } => Failure::Other,
     }
 }
 
@@ -97,11 +114,12 @@ pub async fn execute_rule(
     outcome: &mut RuleOutcome,
 ) {
     let rule = m.rule;
-    let mut journal = Sql::new(m.dialect);
-    journal.push(m.dialect.journal_ddl());
-    if let Err(e) = ctx.db.execute(&journal).await {
-        outcome.status = RuleStatus::Failed;
-        outcome.error = Some(format!(
+    if let Err(e) = db::journal::ensure(ctx.db).await {
+        let failure = match failure_of(&e) {
+            Failure::Other => Failure::Journal,
+            f => f,
+        };
+        outcome.record_failure(failure, format!(
             "{e} — retentiond keeps a small table retentiond_journal in each database to make every batch verifiable; grant CREATE (or create it as in the README)"
         ));
         return;
@@ -116,7 +134,7 @@ pub async fn execute_rule(
             break;
         }
         let size = (limit - outcome.acted).min(u64::from(rule.batch_size));
-        let (confirmed, locked) = if m.dialect == Dialect::Sqlite {
+        let (confirmed, locked) = if m.dialect.single_writer() {
             // SQLite has one writer, and a batch holds the whole database: the application
             // writes while the entries are written, or it would wait out the entire pass
             // (its busy handler polls, and back-to-back batches never leave it a turn).
@@ -154,7 +172,10 @@ pub async fn execute_rule(
             Err(e) if e.transient && retries < MAX_RETRIES => {
                 retries += 1;
                 tracing::warn!(rule = %rule.name, error = %e.message, retry = retries, "batch failed; trying again");
-                tokio::time::sleep(backoff(retries)).await;
+                if sleep_or_stop(backoff(retries), ctx.stop).await == Waited::Stopped {
+                    outcome.status = RuleStatus::Stopped;
+                    break;
+                }
                 continue;
             }
             Err(e) => {
@@ -163,7 +184,15 @@ pub async fn execute_rule(
             }
         }
         if !rule.batch_pause.is_zero() {
-            tokio::time::sleep(rule.batch_pause).await;
+            // A pause may be long: the batch just committed is audited before it, not after.
+            if let Err(e) = confirm(ctx, unconfirmed.take()).await {
+                fail(outcome, e, 0);
+                break;
+            }
+        }
+        if sleep_or_stop(rule.batch_pause, ctx.stop).await == Waited::Stopped {
+            // The loop's head sees the stop and ends the rule as stopped.
+            continue;
         }
     }
     // However the loop ended, the last committed batch gets its entries now.
@@ -182,14 +211,12 @@ pub async fn execute_rule(
 /// Marks the rule failed for this pass (the first error is the one reported).
 fn fail(outcome: &mut RuleOutcome, e: BatchError, retries: u32) {
     tracing::error!(rule = %outcome.rule, error = %e.message, "rule failed");
-    outcome.status = RuleStatus::Failed;
-    if outcome.error.is_none() {
-        outcome.error = Some(if retries > 0 {
-            format!("{} (after {retries} retries)", e.message)
-        } else {
-            e.message
-        });
-    }
+    let message = if retries > 0 {
+        format!("{} (after {retries} retries)", e.message)
+    } else {
+        e.message
+    };
+    outcome.record_failure(e.failure, message);
 }
 
 /// Writes the audit entries of a committed batch (step 5), if there is one. Hashing and
@@ -202,9 +229,9 @@ async fn confirm(ctx: &Context<'_>, intent: Option<Intent>) -> Result<(), BatchE
     let state = ctx.state.clone();
     let batch_id = intent.batch_id.clone();
     let failed = |e: String| {
-        BatchError::fatal(format!("batch {batch_id} committed but its audit entries could not be written yet ({e}); they are written at the next start"))
+        BatchError::fatal(Failure::Audit, format!("batch {batch_id} committed but its audit entries could not be written yet ({e}); they are written at the next start"))
     };
-    tokio::spawn(async move { state.confirm(&intent, &now_text()).await })
+    tokio::spawn(async move { journal::confirm(&state, &intent, &now_text()).await })
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))
@@ -269,22 +296,17 @@ async fn finish_batch(
         keys: records.iter().map(|r| r.key.to_string()).collect(),
         created_at: now_text(),
     };
-    let act = action_sql(m, &records, ctx.hasher).map_err(BatchError::fatal)?;
-    let mut mark = Sql::new(m.dialect);
-    mark.push("INSERT INTO retentiond_journal (batch_id, rule) VALUES (")
-        .bind(Value::Text(intent.batch_id.clone()))
-        .push(", ")
-        .bind(Value::Text(rule.name.clone()))
-        .push(")");
+    let act =
+        action_sql(m, &records, ctx.hasher).map_err(|e| BatchError::fatal(Failure::Other, e))?;
     let acting = async {
         let affected = tx.execute(&act).await?;
         if affected != n {
-            return Err(BatchError::fatal(format!(
+            return Err(BatchError::fatal(Failure::Other, format!(
                 "the {} statement changed {affected} records where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
                 rule.action.verb(),
             )));
         }
-        tx.execute(&mark).await?;
+        db::journal::record(&mut tx, m.dialect, &intent.batch_id, &rule.name).await?;
         Ok(())
     };
     let (written, acted) = tokio::join!(ctx.state.write_intent(&intent), acting);
@@ -296,13 +318,13 @@ async fn finish_batch(
         if ctx.state.drop_intent(&intent.batch_id).await.is_err() {
             message.push_str("; a leftover intent, if any, is settled at the next start");
         }
-        return Err(BatchError::fatal(message));
+        return Err(BatchError::fatal(Failure::Audit, message));
     }
     if let Err(e) = acted {
         ctx.state
             .drop_intent(&intent.batch_id)
             .await
-            .map_err(|e2| BatchError::fatal(format!("{}; and {e2}", e.message)))?;
+            .map_err(|e2| BatchError::fatal(Failure::Audit, format!("{}; and {e2}", e.message)))?;
         return Err(e);
     }
     if let Err(e) = tx.commit().await {
@@ -328,28 +350,32 @@ async fn settle_now(
     commit_error: &DbError,
 ) -> Result<(), BatchError> {
     for attempt in 1..=MAX_RETRIES {
-        match ctx.db.settle_batch(&intent.batch_id).await {
+        match db::journal::settle(ctx.db, &intent.batch_id).await {
             Ok(true) => {
-                ctx.state
-                    .confirm(intent, &now_text())
+                journal::confirm(ctx.state, intent, &now_text())
                     .await
-                    .map_err(|e| BatchError::fatal(e.to_string()))?;
+                    .map_err(|e| BatchError::fatal(Failure::Audit, e.to_string()))?;
                 return Ok(());
             }
             Ok(false) => {
                 ctx.state
                     .drop_intent(&intent.batch_id)
                     .await
-                    .map_err(|e| BatchError::fatal(e.to_string()))?;
+                    .map_err(|e| BatchError::fatal(Failure::Audit, e.to_string()))?;
                 return Err(BatchError {
                     message: format!("commit failed ({commit_error}); the batch was rolled back"),
+                    failure: Failure::CommitInDoubt,
                     transient: true,
                 });
             }
-            Err(_) => tokio::time::sleep(backoff(attempt)).await,
+            Err(_) => {
+                if sleep_or_stop(backoff(attempt), ctx.stop).await == Waited::Stopped {
+                    break;
+                }
+            }
         }
     }
-    Err(BatchError::fatal(format!(
+    Err(BatchError::fatal(Failure::CommitInDoubt, format!(
         "commit failed ({commit_error}); whether batch {} happened is settled against the database at the next start, and the audit trail follows it",
         intent.batch_id
     )))
@@ -417,10 +443,8 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
 /// Removes this rule's journal rows once all its batches are confirmed; they are only
 /// needed while a batch's outcome could be in doubt.
 async fn cleanup_journal(m: &Matcher<'_>, ctx: &Context<'_>) {
-    let mut sql = Sql::new(m.dialect);
-    sql.push("DELETE FROM retentiond_journal WHERE batch_id LIKE ")
-        .bind(Value::Text(format!("{}-{}-%", ctx.run_id, ctx.rule_index)));
-    if let Err(e) = ctx.db.execute(&sql).await {
+    let prefix = format!("{}-{}-", ctx.run_id, ctx.rule_index);
+    if let Err(e) = db::journal::clean(ctx.db, &prefix).await {
         tracing::warn!(rule = %m.rule.name, error = %e, "could not clean up retentiond_journal; harmless, retried next pass");
     }
 }

@@ -1,12 +1,17 @@
 //! Enforcement: which records each rule matches ([`matcher`], [`plan`]), checking rules
-//! against their tables ([`prepare`]), acting in audited batches ([`execute`]), settling
-//! batches a crash left in doubt ([`reconcile`]), and the whole pass ([`pass`]).
+//! against their tables ([`prepare`]), acting in audited batches ([`execute`]), writing
+//! what happened to the trail ([`journal`]), settling batches a crash left in doubt
+//! ([`reconcile`]), legal holds over time ([`holds`]), and the whole pass ([`pass`]). What a
+//! pass did is [`outcome`]: the engine owns it; reports and metrics read it.
 
 pub mod execute;
 pub mod hasher;
 pub mod holds;
+pub mod journal;
 pub mod matcher;
+pub mod outcome;
 pub mod pass;
 pub mod plan;
 pub mod prepare;
 pub mod reconcile;
+pub mod wait;

@@ -6,12 +6,12 @@
 use super::execute::{execute_rule, Context};
 use super::hasher::Hasher;
 use super::matcher::Matcher;
+use super::outcome::{Failure, PassStatus, RuleOutcome, RuleStatus, RunSummary};
 use super::plan::{brake, evaluate};
 use super::prepare::{prepare, Readiness};
 use super::reconcile::reconcile;
 use crate::config::{Action, Config, ConfigError, Mode, Rule, Strategy};
 use crate::db::Db;
-use crate::report::summary::{RuleOutcome, RuleStatus, RunSummary};
 use crate::state::{now_text, time_text, State, StateError};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::AtomicU64;
@@ -102,10 +102,13 @@ pub async fn run_pass(
                 outlook(m, db, config, &mut o).await;
                 o
             }
-            (Readiness::Unavailable(why), _) => RuleOutcome::new(rule).fail(why.clone()),
-            (Readiness::Ready(_), None) => {
-                RuleOutcome::new(rule).fail(format!("database '{}' is not open", rule.database))
+            (Readiness::Unavailable(why), _) => {
+                RuleOutcome::new(rule).fail(Failure::Unreachable, why.clone())
             }
+            (Readiness::Ready(_), None) => RuleOutcome::new(rule).fail(
+                Failure::Unreachable,
+                format!("database '{}' is not open", rule.database),
+            ),
         };
         tracing::info!(rule = %outcome.rule, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
         outcomes.push(outcome);
@@ -116,16 +119,18 @@ pub async fn run_pass(
         run_id: run_id.clone(),
         started_at,
         finished_at: now_text(),
-        status: String::new(),
+        status: PassStatus::Ok,
         rules: outcomes,
         reconciled,
         hold_events,
         audit_entries,
         audit_head,
     };
-    summary.status = if summary.failed() { "failed" } else { "ok" }.to_owned();
+    summary.status = summary.status_now();
     let json = serde_json::to_string(&summary).map_err(|e| PassError::Other(e.to_string()))?;
-    state.finish_run(&run_id, &summary.status, &json).await?;
+    state
+        .finish_run(&run_id, summary.status.as_str(), &json)
+        .await?;
     tracing::info!(rows = summary.total_acted(), status = %summary.status, "pass finished");
     Ok(summary)
 }
@@ -142,14 +147,15 @@ async fn run_rule(
     let rule = m.rule;
     let mut o = RuleOutcome::new(rule);
     let Some(when) = m.when(at, config.daemon.timezone) else {
-        return o.fail(format!(
-            "a retention period before {at} is out of the calendar's range"
-        ));
+        return o.fail(
+            Failure::Other,
+            format!("a retention period before {at} is out of the calendar's range"),
+        );
     };
     o.cutoff = Some(when.cutoff.utc.to_rfc3339());
     let e = match evaluate(m, db, &when).await {
         Ok(e) => e,
-        Err(e) => return o.fail(e.to_string()),
+        Err(e) => return o.fail(super::execute::failure_of(&e), e.to_string()),
     };
     o.matched = Some(e.matched);
     o.table_rows = Some(e.table_rows);
@@ -160,8 +166,7 @@ async fn run_rule(
     }
     match confirm {
         Some(n) if n != e.matched => {
-            o.status = RuleStatus::Braked;
-            o.error = Some(format!(
+            o.brake(Failure::ConfirmMismatch, format!(
                 "--confirm {n} does not match the {} records the rule matches now; nothing was done. Check `retentiond plan`, then confirm the count it shows.",
                 e.matched
             ));
@@ -173,8 +178,7 @@ async fn run_rule(
         None => {
             if let Some(why) = brake(rule, e.matched, e.table_rows) {
                 tracing::error!(rule = %rule.name, "mass-deletion brake: {why}");
-                o.status = RuleStatus::Braked;
-                o.error = Some(why);
+                o.brake(Failure::Brake, why);
                 return o;
             }
         }

@@ -3,9 +3,10 @@
 //! `check` (now), `plan --at`, and the pass itself before it acts.
 
 use super::matcher::{Matcher, When};
+use super::outcome::HeldCount;
 use super::prepare::{Prepared, Readiness};
+use crate::config::{ActionKind, Mode};
 use crate::db::{Db, DbError};
-use crate::report::summary::HeldCount;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -18,8 +19,8 @@ pub const SAMPLE_KEYS: u32 = 5;
 pub struct PlannedRule {
     /// Rule name.
     pub rule: String,
-    /// `delete`, `anonymize`, `flag`.
-    pub action: String,
+    /// What the rule does.
+    pub action: ActionKind,
     /// Database config name.
     pub database: String,
     /// Table.
@@ -30,8 +31,8 @@ pub struct PlannedRule {
     pub sample_keys: Vec<String>,
     /// Records whose `since` is at or before this moment count as expired.
     pub cutoff: Option<String>,
-    /// `enforce` or `report`.
-    pub mode: String,
+    /// Whether the rule acts (`enforce`) or only counts (`report`).
+    pub mode: Mode,
     /// Rows in the table.
     pub table_rows: Option<i64>,
     /// Records legal holds keep from this rule.
@@ -108,16 +109,13 @@ pub async fn plan(prepared: &Prepared<'_>, at: DateTime<Utc>, tz: Tz) -> Vec<Pla
     for (rule, readiness) in &prepared.rules {
         let mut p = PlannedRule {
             rule: rule.name.clone(),
-            action: rule.action.verb().to_owned(),
+            action: rule.action.kind(),
             database: rule.database.clone(),
             table: rule.table.to_string(),
             count: None,
             sample_keys: Vec::new(),
             cutoff: None,
-            mode: match rule.mode {
-                crate::config::Mode::Enforce => "enforce".into(),
-                crate::config::Mode::Report => "report".into(),
-            },
+            mode: rule.mode,
             table_rows: None,
             held: Vec::new(),
             brake: None,

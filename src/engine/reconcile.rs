@@ -1,10 +1,11 @@
 //! Settling batches left in doubt by a crash, a kill or a lost connection: each pending
-//! intent is checked against its database's journal (see [`crate::db::Db::settle_batch`]),
+//! intent is checked against its database's journal (see [`crate::db::journal::settle`]),
 //! then either becomes audit entries or is dropped. Runs before every pass.
 
+use super::journal;
+use super::outcome::Reconciled;
 use crate::config::Config;
-use crate::db::Db;
-use crate::report::summary::Reconciled;
+use crate::db::{self, Db};
 use crate::state::{State, StateError};
 use std::collections::BTreeMap;
 
@@ -44,9 +45,9 @@ pub async fn reconcile(config: &Config, state: &State) -> Result<Reconciled, Sta
             }
             None => continue,
         };
-        match db.settle_batch(&intent.batch_id).await {
+        match db::journal::settle(db, &intent.batch_id).await {
             Ok(true) => {
-                state.confirm(&intent, &intent.created_at).await?;
+                journal::confirm(state, &intent, &intent.created_at).await?;
                 out.confirmed_batches += 1;
                 out.confirmed_entries += intent.keys.len() as u64;
                 tracing::info!(batch = %intent.batch_id, rule = %intent.rule, rows = intent.keys.len(), "batch had committed: audit entries written");

@@ -1,40 +1,12 @@
-//! Reports on disk and in the mail: after every pass the management report is saved under
+//! Reports on disk: the management report of every pass is saved under
 //! `state_dir/reports/` (named by run id, which starts with the UTC start time, so names
-//! sort by date), old ones are pruned after `[report] keep_days`, and — if
-//! `[report.email]` is set — it is queued and mailed. A mail that cannot be sent stays
-//! queued for the next pass and never fails enforcement.
+//! sort by date), and old ones are pruned after `[report] keep_days`.
 
 use super::document::{render, Format};
-use super::model::{build, Report};
-use super::summary::RunSummary;
+use super::model::Report;
 use crate::config::Config;
-use crate::state::{time_text, State, StateError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use std::path::{Path, PathBuf};
-
-/// Builds the report of `summary` with the 30 days of history before it.
-pub async fn report_of(
-    config: &Config,
-    state: &State,
-    summary: &RunSummary,
-) -> Result<Report, StateError> {
-    let at = DateTime::parse_from_rfc3339(&summary.started_at)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|_| Utc::now());
-    let from = time_text(at - Duration::days(31));
-    let history: Vec<RunSummary> = state
-        .summaries_between(&from, &summary.started_at)
-        .await?
-        .iter()
-        .filter_map(|s| serde_json::from_str(s).ok())
-        .collect();
-    Ok(build(
-        summary,
-        &history,
-        config.daemon.timezone,
-        config.daemon.language,
-    ))
-}
 
 /// Where the reports of `config` are kept.
 pub fn reports_dir(config: &Config) -> PathBuf {
@@ -81,37 +53,4 @@ pub fn prune(dir: &Path, keep_days: u32) -> usize {
         }
     }
     removed
-}
-
-/// After a pass: save the report, prune old ones, queue and send the mail. Problems are
-/// logged, never raised: the pass itself has already happened and is audited.
-pub async fn publish(config: &Config, state: &State, summary: &RunSummary) -> Option<PathBuf> {
-    let html = match report_of(config, state, summary).await {
-        Ok(report) => match save(&reports_dir(config), &report) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not save the report");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "could not build the report");
-            None
-        }
-    };
-    let pruned = prune(&reports_dir(config), config.report.keep_days);
-    if pruned > 0 {
-        tracing::info!(
-            files = pruned,
-            keep_days = config.report.keep_days,
-            "old reports removed"
-        );
-    }
-    if config.report.email.is_some() {
-        if let Err(e) = state.queue_mail(&summary.run_id).await {
-            tracing::warn!(error = %e, "could not queue the report mail");
-        }
-        super::mail::deliver(config, state).await;
-    }
-    html
 }

@@ -3,9 +3,9 @@
 //! that cannot be sent stays queued for the next pass.
 
 use super::document::{render, Format};
-use super::files::report_of;
-use super::summary::RunSummary;
+use super::history::report_of;
 use crate::config::{mask_url, Config, EmailSettings};
+use crate::engine::outcome::RunSummary;
 use crate::state::State;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;

@@ -1,13 +1,15 @@
-//! Reports for people. [`summary`] is what a pass did, as stored; [`render`] prints it
-//! for the operator at the end of `run --once`; [`model`] and [`document`] make the
-//! management report (HTML, text, JSON; English or Dutch) with [`locale`] and [`chart`];
-//! [`files`] keeps reports on disk and [`mail`] sends them.
+//! Reports for people. [`render`] prints a pass's summary for the operator at the end of
+//! `run --once`; [`model`] and [`document`] make the management report (HTML, text, JSON;
+//! English or Dutch) with [`locale`] and [`chart`], from a pass and its [`history`];
+//! [`files`] keeps reports on disk, [`mail`] sends them, [`publish`] does both after a pass.
+//! What a pass did is the engine's (`engine::outcome`); this module only reads it.
 
 pub mod chart;
 pub mod document;
 pub mod files;
+pub mod history;
 pub mod locale;
 pub mod mail;
 pub mod model;
+pub mod publish;
 pub mod render;
-pub mod summary;

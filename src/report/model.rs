@@ -4,8 +4,10 @@
 
 use super::chart::{trend_svg, Series};
 use super::locale::{date_time, duration, number, words, Words};
-use super::summary::{HeldCount, HoldEvent, Reconciled, RuleOutcome, RuleStatus, RunSummary};
-use crate::config::Language;
+use crate::config::{ActionKind, Language};
+use crate::engine::outcome::{
+    Failure, HeldCount, HoldEvent, Reconciled, RuleOutcome, RuleStatus, RunSummary,
+};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -55,7 +57,7 @@ pub struct RuleRow {
     /// Its legal basis.
     pub legal_basis: String,
     /// `delete`, `anonymize`, `flag`.
-    pub action: String,
+    pub action: ActionKind,
     /// The action in the reader's words.
     pub action_label: String,
     /// Records acted on.
@@ -147,18 +149,18 @@ fn status_label(s: RuleStatus, w: &Words) -> &'static str {
     }
 }
 
-fn action_label(verb: &str, w: &Words) -> &'static str {
-    match verb {
-        "delete" => w.deleted,
-        "anonymize" => w.anonymized,
-        _ => w.flagged,
+fn action_label(action: ActionKind, w: &Words) -> &'static str {
+    match action {
+        ActionKind::Delete => w.deleted,
+        ActionKind::Anonymize => w.anonymized,
+        ActionKind::Flag => w.flagged,
     }
 }
 
 /// A failure in plain words, with what to do.
 fn explain(o: &RuleOutcome, lang: Language) -> Option<Attention> {
     let detail = o.error.clone().unwrap_or_default();
-    let d = detail.to_ascii_lowercase();
+    let kind = o.failure.unwrap_or(Failure::Other);
     let nl = lang == Language::Nl;
     let n = |v: u64| number(v as i64, lang);
     let (what, todo) = match o.status {
@@ -178,7 +180,7 @@ fn explain(o: &RuleOutcome, lang: Language) -> Option<Attention> {
                 )
             }
         }
-        RuleStatus::Braked if d.starts_with("--confirm") => {
+        RuleStatus::Braked if kind == Failure::ConfirmMismatch => {
             if nl {
                 ("De bevestiging klopte niet met het aantal records dat de regel nu treft; er werd niets gedaan.".to_owned(), "Bekijk het aantal met retentiond plan en bevestig precies dat aantal.".to_owned())
             } else {
@@ -196,14 +198,14 @@ fn explain(o: &RuleOutcome, lang: Language) -> Option<Attention> {
                  format!("Have it checked. If it is right: {cmd}, or raise the limit in the rule. If not: correct the rule."))
             }
         }
-        RuleStatus::Failed if d.contains("unreachable") || d.contains("password") => {
+        RuleStatus::Failed if kind == Failure::Unreachable => {
             if nl {
                 (format!("De database {} was niet bereikbaar.", o.database), "Controleer dat de databaseserver draait en verbindingen van deze machine aanvaardt. De volgende doorloop probeert opnieuw.".to_owned())
             } else {
                 (format!("The database {} could not be reached.", o.database), "Check that the database server is running and accepts connections from this machine. The next pass tries again.".to_owned())
             }
         }
-        RuleStatus::Failed if d.contains("commit failed") => {
+        RuleStatus::Failed if kind == Failure::CommitInDoubt => {
             if nl {
                 ("De verbinding viel weg terwijl een reeks werd opgeslagen.".to_owned(), "Niets: de volgende doorloop vervolledigt de audittrail voor die reeks vanzelf.".to_owned())
             } else {
@@ -214,9 +216,7 @@ fn explain(o: &RuleOutcome, lang: Language) -> Option<Attention> {
                 )
             }
         }
-        RuleStatus::Failed
-            if d.contains("lock") || d.contains("timeout") || d.contains("timed out") =>
-        {
+        RuleStatus::Failed if kind == Failure::Busy => {
             if nl {
                 ("De database was te druk bezet (vergrendelingen of time-outs). Er bleef niets half afgewerkt.".to_owned(), "Blijft dit terugkomen, plan de doorloop dan op een rustiger uur of verhoog lock_timeout.".to_owned())
             } else {
@@ -228,7 +228,14 @@ fn explain(o: &RuleOutcome, lang: Language) -> Option<Attention> {
                 )
             }
         }
-        RuleStatus::Failed if d.contains("retentiond_journal") => {
+        RuleStatus::Failed if kind == Failure::Audit => {
+            if nl {
+                ("Het auditspoor kon niet geschreven worden; de regel stopte meteen, zodat niets zonder bewijs gebeurde.".to_owned(), "Controleer de schijfruimte en rechten van de statusmap. De volgende start vervolledigt het auditspoor.".to_owned())
+            } else {
+                ("The audit trail could not be written; the rule stopped at once, so that nothing was done without proof.".to_owned(), "Check the disk space and permissions of the state directory. The next start completes the trail.".to_owned())
+            }
+        }
+        RuleStatus::Failed if kind == Failure::Journal => {
             if nl {
                 ("retentiond kon zijn kleine boekhoudtabel niet aanmaken.".to_owned(), "Geef het recht CREATE op de database, of maak retentiond_journal aan zoals in de README.".to_owned())
             } else {
@@ -261,10 +268,10 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
     let mut rules = Vec::new();
     for o in &summary.rules {
         totals.acted += o.acted;
-        match o.action.as_str() {
-            "delete" => totals.deleted += o.acted,
-            "anonymize" => totals.anonymized += o.acted,
-            _ => totals.flagged += o.acted,
+        match o.action {
+            ActionKind::Delete => totals.deleted += o.acted,
+            ActionKind::Anonymize => totals.anonymized += o.acted,
+            ActionKind::Flag => totals.flagged += o.acted,
         }
         let held: u64 = o.held.iter().map(|h| h.records).sum();
         totals.held += held;
@@ -277,8 +284,8 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
             rule: o.rule.clone(),
             description: o.description.clone(),
             legal_basis: o.legal_basis.clone(),
-            action: o.action.clone(),
-            action_label: action_label(&o.action, w).to_owned(),
+            action: o.action,
+            action_label: action_label(o.action, w).to_owned(),
             acted: o.acted,
             matched: o.matched,
             held: o.held.clone(),

@@ -1,20 +1,11 @@
-//! A run summary as plain text (terminal, mail), JSON (tools) or a self-contained HTML page.
-//! Words come from [`Labels`] in the configured language.
+//! The operator's summary of a pass, as plain text: what `run --once` and `demo` print at
+//! the end of a pass, with every rule's technical message. (The management report, with its
+//! trend and plain-language explanations, is [`super::document`].) Words come from
+//! [`Labels`] in the configured language.
 
-use super::summary::{RuleStatus, RunSummary};
-use crate::config::Language;
+use crate::config::{ActionKind, Language};
+use crate::engine::outcome::{RuleStatus, RunSummary};
 use std::fmt::Write;
-
-/// Output formats of `report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Plain text.
-    Text,
-    /// JSON.
-    Json,
-    /// HTML page.
-    Html,
-}
 
 /// The words of a summary in one language.
 struct Labels {
@@ -24,10 +15,6 @@ struct Labels {
     finished: &'static str,
     outcome_ok: &'static str,
     outcome_failed: &'static str,
-    rule: &'static str,
-    action: &'static str,
-    records: &'static str,
-    status: &'static str,
     total: &'static str,
     deleted: &'static str,
     anonymized: &'static str,
@@ -55,10 +42,6 @@ const EN: Labels = Labels {
     finished: "finished",
     outcome_ok: "all rules completed",
     outcome_failed: "SOME RULES FAILED",
-    rule: "Rule",
-    action: "Action",
-    records: "Records",
-    status: "Status",
     total: "Total records acted on",
     deleted: "deleted",
     anonymized: "anonymized",
@@ -86,10 +69,6 @@ const NL: Labels = Labels {
     finished: "beëindigd",
     outcome_ok: "alle regels uitgevoerd",
     outcome_failed: "SOMMIGE REGELS MISLUKT",
-    rule: "Regel",
-    action: "Actie",
-    records: "Records",
-    status: "Status",
     total: "Totaal aantal behandelde records",
     deleted: "verwijderd",
     anonymized: "geanonimiseerd",
@@ -119,11 +98,11 @@ fn labels(lang: Language) -> &'static Labels {
 }
 
 impl Labels {
-    fn action(&self, verb: &str) -> &'static str {
-        match verb {
-            "delete" => self.deleted,
-            "anonymize" => self.anonymized,
-            _ => self.flagged,
+    fn action(&self, action: ActionKind) -> &'static str {
+        match action {
+            ActionKind::Delete => self.deleted,
+            ActionKind::Anonymize => self.anonymized,
+            ActionKind::Flag => self.flagged,
         }
     }
 
@@ -138,18 +117,9 @@ impl Labels {
     }
 }
 
-/// Renders `s` in `format` and `lang`.
-pub fn render(s: &RunSummary, format: Format, lang: Language) -> String {
-    match format {
-        Format::Json => {
-            serde_json::to_string_pretty(s).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-        }
-        Format::Text => text(s, labels(lang)),
-        Format::Html => html(s, labels(lang)),
-    }
-}
-
-fn text(s: &RunSummary, l: &Labels) -> String {
+/// The summary of `s` as text, in `lang`.
+pub fn text(s: &RunSummary, lang: Language) -> String {
+    let l = labels(lang);
     let mut o = String::new();
     let outcome = if s.failed() {
         l.outcome_failed
@@ -181,7 +151,7 @@ fn text(s: &RunSummary, l: &Labels) -> String {
             "{:<32} {:>8} {:<20} {}",
             r.rule,
             r.acted,
-            l.action(&r.action),
+            l.action(r.action),
             l.status(r.status)
         );
         if r.status == RuleStatus::Reported {
@@ -227,66 +197,4 @@ fn text(s: &RunSummary, l: &Labels) -> String {
         l.trail, s.audit_entries, l.entries, s.audit_head
     );
     o
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn html(s: &RunSummary, l: &Labels) -> String {
-    let mut rows = String::new();
-    for r in &s.rules {
-        let class = match r.status {
-            RuleStatus::Ok => "ok",
-            RuleStatus::Failed => "bad",
-            RuleStatus::Stopped | RuleStatus::Reported => "warn",
-            RuleStatus::Braked => "bad",
-        };
-        let _ = write!(
-            rows,
-            "<tr class=\"{class}\"><td><strong>{}</strong><br><small>{}</small><br><small>{}</small>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-            esc(&r.rule),
-            esc(r.description.as_deref().unwrap_or("")),
-            esc(&r.legal_basis),
-            r.error.as_deref().map(|e| format!("<div class=\"err\">{}</div>", esc(e))).unwrap_or_default()
-                + &r.held.iter().map(|h| format!("<div>{} {}: {}</div>", l.held, esc(&h.hold), h.records)).collect::<String>(),
-            l.action(&r.action),
-            r.acted,
-            l.status(r.status)
-        );
-    }
-    let outcome = if s.failed() {
-        l.outcome_failed
-    } else {
-        l.outcome_ok
-    };
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>\
-body{{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}}table{{border-collapse:collapse;width:100%}}\
-td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:top}}.n{{text-align:right}}\
-tr.bad td{{background:#fde8e8}}tr.warn td{{background:#fff6dd}}.err{{color:#a00}}code{{font-size:.8em}}\
-</style></head><body><h1>{title}</h1><p>{pass} {run} — {started} {st}, {finished} {fi} — <strong>{outcome}</strong></p>\
-<table><tr><th>{rule}</th><th>{action}</th><th class=\"n\">{records}</th><th>{status}</th></tr>{rows}</table>\
-<p>{total}: <strong>{n}</strong></p><p>{trail}: {entries} {entries_l} <code>{head}</code></p></body></html>\n",
-        title = l.title,
-        pass = l.pass,
-        run = esc(&s.run_id),
-        started = l.started,
-        st = esc(&s.started_at),
-        finished = l.finished,
-        fi = esc(&s.finished_at),
-        rule = l.rule,
-        action = l.action,
-        records = l.records,
-        status = l.status,
-        total = l.total,
-        n = s.total_acted(),
-        trail = l.trail,
-        entries = s.audit_entries,
-        entries_l = l.entries,
-        head = esc(&s.audit_head),
-    )
 }

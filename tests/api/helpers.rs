@@ -1,7 +1,7 @@
 //! Test helpers: a uniquely named database per test on PostgreSQL, MariaDB or SQLite
 //! (dropped afterwards), a config writer, and a runner for the real binary.
 
-use retentiond::config::{DatabaseSpec, Engine, Secret};
+use retentiond::config::{DatabaseSpec, Dialect, Secret};
 use retentiond::db::{Db, Sql};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -39,14 +39,14 @@ fn unique_name() -> String {
 }
 
 fn spec(name: &str, url: &str) -> DatabaseSpec {
-    let engine = match url.split("://").next() {
-        Some("postgres") => Engine::Postgres,
-        Some("mysql") => Engine::MySql,
-        _ => Engine::Sqlite,
+    let dialect = match url.split("://").next() {
+        Some("postgres") => Dialect::Postgres,
+        Some("mysql") => Dialect::MySql,
+        _ => Dialect::Sqlite,
     };
     DatabaseSpec {
         name: name.into(),
-        engine,
+        dialect,
         url: url.into(),
         secret: Secret::None,
         timeouts: Default::default(),

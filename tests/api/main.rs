@@ -1,6 +1,7 @@
 //! Integration tests: the real binary against real PostgreSQL, MariaDB and SQLite.
 //! One test crate (one link step); each test makes its own database.
 
+mod architecture;
 mod audit_trail;
 mod bench_smoke;
 mod config_errors;
@@ -10,6 +11,7 @@ mod enforcement;
 mod failures;
 mod faults;
 mod helpers;
+mod interrupt;
 mod report;
 mod safeguards;
 mod time_columns;

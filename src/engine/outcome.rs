@@ -1,7 +1,11 @@
-//! What a pass did, as data: stored with the run, rendered by `report`, read by management.
-//! Holds counts, rule names and keys-free explanations — never record values.
+//! What a pass did, as data the engine owns: stored with the run (as JSON, so old
+//! summaries must keep loading), read by `report`, `daemon::metrics` and the commands.
+//! Every "which kind" is an enum here, so readers match on variants, never on message
+//! text. Holds counts, rule names and key-free explanations — never record values.
 
+use crate::config::ActionKind;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// How a rule ended in a pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,13 +36,94 @@ pub struct HeldCount {
     pub records: u64,
 }
 
+/// Why a rule failed or was braked: what the report explains to management, and what it
+/// advises. The technical message stays in [`RuleOutcome::error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// The database could not be reached (or its password read).
+    Unreachable,
+    /// The database was too busy: lock or statement timeouts, deadlocks.
+    Busy,
+    /// A COMMIT's outcome is unknown; the next start settles it against the journal.
+    CommitInDoubt,
+    /// `retentiond_journal` could not be created in the target database.
+    Journal,
+    /// The state database (intents, audit trail) could not be written: the rule stopped
+    /// so that nothing acts unaudited.
+    Audit,
+    /// The mass-deletion brake held the rule back.
+    Brake,
+    /// `--confirm N` did not match the count the rule matches now.
+    ConfirmMismatch,
+    /// Anything else; the message says what.
+    Other,
+}
+
+/// What happened to a legal hold at a pass (also written to the audit trail, as `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldEventKind {
+    /// The hold came into force (new, or its `until` was extended past now).
+    #[serde(rename = "hold-start")]
+    Start,
+    /// Its definition (table, filter, until) changed while in force.
+    #[serde(rename = "hold-change")]
+    Change,
+    /// It ended: its `until` passed, or it left the config.
+    #[serde(rename = "hold-end")]
+    End,
+}
+
+impl HoldEventKind {
+    /// The audit trail's verb: `hold-start`, `hold-change`, `hold-end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldEventKind::Start => "hold-start",
+            HoldEventKind::Change => "hold-change",
+            HoldEventKind::End => "hold-end",
+        }
+    }
+}
+
+impl fmt::Display for HoldEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A legal hold that began, changed or ended (also written to the audit trail).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldEvent {
     /// The hold.
     pub hold: String,
-    /// `hold-start`, `hold-change` or `hold-end`.
-    pub event: String,
+    /// What happened to it.
+    pub event: HoldEventKind,
+}
+
+/// How a whole pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PassStatus {
+    /// Every rule finished (or was only reported), nothing is in doubt.
+    Ok,
+    /// A rule failed or was braked, or a batch is still in doubt.
+    Failed,
+}
+
+impl PassStatus {
+    /// As stored in the run history: `ok`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassStatus::Ok => "ok",
+            PassStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for PassStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// One rule's result in a pass.
@@ -54,8 +139,8 @@ pub struct RuleOutcome {
     pub database: String,
     /// Table.
     pub table: String,
-    /// `delete`, `anonymize`, `flag`.
-    pub action: String,
+    /// What the rule does.
+    pub action: ActionKind,
     /// Records whose `since` is at or before this moment had expired (RFC 3339).
     pub cutoff: Option<String>,
     /// Records acted on (= audit entries written for this rule in this pass).
@@ -85,6 +170,9 @@ pub struct RuleOutcome {
     pub status: RuleStatus,
     /// What went wrong, in words a sysadmin can act on.
     pub error: Option<String>,
+    /// What kind of failure `error` is (summaries stored before this field have none).
+    #[serde(default)]
+    pub failure: Option<Failure>,
 }
 
 /// Batches found in doubt at the start of a pass and settled against their databases.
@@ -109,8 +197,8 @@ pub struct RunSummary {
     pub started_at: String,
     /// End, RFC 3339 UTC.
     pub finished_at: String,
-    /// `ok` or `failed`.
-    pub status: String,
+    /// How the pass ended.
+    pub status: PassStatus,
     /// Per rule, in config order.
     pub rules: Vec<RuleOutcome>,
     /// Settled batches from an earlier, interrupted pass.
@@ -133,7 +221,7 @@ impl RuleOutcome {
             legal_basis: rule.legal_basis.clone(),
             database: rule.database.clone(),
             table: rule.table.to_string(),
-            action: rule.action.verb().to_owned(),
+            action: rule.action.kind(),
             cutoff: None,
             acted: 0,
             batches: 0,
@@ -145,14 +233,30 @@ impl RuleOutcome {
             held: Vec::new(),
             status: RuleStatus::Ok,
             error: None,
+            failure: None,
         }
     }
 
-    /// Marks the rule failed with `error`.
-    pub fn fail(mut self, error: impl Into<String>) -> RuleOutcome {
-        self.status = RuleStatus::Failed;
-        self.error = Some(error.into());
+    /// Marks the rule failed with `error`, of kind `failure`.
+    pub fn fail(mut self, failure: Failure, error: impl Into<String>) -> RuleOutcome {
+        self.record_failure(failure, error);
         self
+    }
+
+    /// Marks the rule failed; the first failure is the one reported.
+    pub fn record_failure(&mut self, failure: Failure, error: impl Into<String>) {
+        self.status = RuleStatus::Failed;
+        if self.error.is_none() {
+            self.error = Some(error.into());
+            self.failure = Some(failure);
+        }
+    }
+
+    /// Marks the rule held back (brake or a `--confirm` mismatch); nothing was done.
+    pub fn brake(&mut self, failure: Failure, why: impl Into<String>) {
+        self.status = RuleStatus::Braked;
+        self.error = Some(why.into());
+        self.failure = Some(failure);
     }
 }
 
@@ -164,6 +268,15 @@ impl RunSummary {
             .iter()
             .any(|r| matches!(r.status, RuleStatus::Failed | RuleStatus::Braked))
             || !self.reconciled.unresolved.is_empty()
+    }
+
+    /// The status [`RunSummary::failed`] implies.
+    pub fn status_now(&self) -> PassStatus {
+        if self.failed() {
+            PassStatus::Failed
+        } else {
+            PassStatus::Ok
+        }
     }
 
     /// Records acted on in the pass.

@@ -1,0 +1,84 @@
+//! `retentiond run --once` (one pass now, then its summary) and `retentiond run` (the
+//! daemon). Both stop cleanly on SIGTERM/SIGINT: the batch in flight finishes and is
+//! audited first.
+
+use super::{load, CommandError, Out, Status};
+use crate::config::Config;
+use crate::daemon::{self, Ended};
+use crate::engine::outcome::RunSummary;
+use crate::engine::pass::{run_pass, PassError, PassOptions};
+use crate::report::render;
+use crate::signal::Listener;
+use crate::state::State;
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+/// `run --once`: one pass of `rules` (all if empty) now; writes the summary and saves the
+/// report under `state_dir/reports`. `confirm` approves the exact count the single
+/// selected rule may act on past its brake.
+pub async fn once(
+    path: &Path,
+    rules: &[String],
+    confirm: Option<u64>,
+    stop: CancellationToken,
+    out: Out<'_>,
+) -> Result<Status, CommandError> {
+    let config = load(path)?;
+    if let Some(unknown) = rules
+        .iter()
+        .find(|n| !config.rules.iter().any(|r| &r.name == *n))
+    {
+        let known: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+        return Err(CommandError::Usage(format!(
+            "--rule {unknown}: no such rule in {}; rules are: {}",
+            config.path.display(),
+            known.join(", ")
+        )));
+    }
+    if confirm.is_some() && rules.len() != 1 {
+        return Err(CommandError::Usage(
+            "--confirm approves one rule's count: give exactly one --rule NAME with it".into(),
+        ));
+    }
+    let options = PassOptions {
+        rules: rules.to_vec(),
+        confirm,
+    };
+    let (summary, _) = one_pass(&config, &options, &stop).await?;
+    write!(out, "{}", render::text(&summary, config.daemon.language))?;
+    Ok(Status::from_failed(summary.failed()))
+}
+
+/// Runs a pass and publishes its report (saved, and mailed if configured). Returns the
+/// summary and the saved HTML report.
+pub(super) async fn one_pass(
+    config: &Config,
+    options: &PassOptions,
+    stop: &CancellationToken,
+) -> Result<(RunSummary, Option<PathBuf>), CommandError> {
+    let state = State::open(&config.daemon.state_dir)
+        .await
+        .map_err(CommandError::runtime)?;
+    let result = run_pass(config, &state, options, stop).await;
+    let html = match &result {
+        Ok(summary) => crate::report::publish::publish(config, &state, summary).await,
+        Err(_) => None,
+    };
+    state.close().await;
+    match result {
+        Ok(summary) => Ok((summary, html)),
+        Err(PassError::Config(e)) => Err(CommandError::Config(e)),
+        Err(e) => Err(CommandError::runtime(e)),
+    }
+}
+
+/// `run`: the daemon, until a stop signal (exit 0 after a clean stop, so that systemd
+/// records success; 1 if a second signal abandoned a batch).
+pub async fn daemon(path: &Path, signals: &mut Listener) -> Result<Status, CommandError> {
+    let config = load(path)?;
+    match daemon::run(path, config, signals).await {
+        Ok(Ended::Stopped(_)) => Ok(Status::Success),
+        Ok(Ended::Aborted(_)) => Ok(Status::Failed),
+        Err(e) => Err(CommandError::runtime(e)),
+    }
+}

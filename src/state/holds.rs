@@ -1,0 +1,59 @@
+//! Legal holds as last seen by a pass, so the next pass can tell which began, changed or
+//! ended. Written only together with the audit entry of that event (see `trail`).
+
+use super::{State, StateError};
+use sqlx::Row;
+
+/// A hold as the trail last recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldSeen {
+    /// The hold's name.
+    pub name: String,
+    /// The fingerprint of its definition then.
+    pub fingerprint: String,
+    /// The database it covered.
+    pub database: String,
+    /// The table it covered.
+    pub table: String,
+    /// Whether it was in force.
+    pub active: bool,
+}
+
+impl State {
+    /// Every hold the trail has seen, by name.
+    pub async fn holds_seen(&self) -> Result<Vec<HoldSeen>, StateError> {
+        let rows = sqlx::query(
+            "SELECT name, fingerprint, database, tbl, active FROM holds_seen ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HoldSeen {
+                    name: r.try_get(0)?,
+                    fingerprint: r.try_get(1)?,
+                    database: r.try_get(2)?,
+                    table: r.try_get(3)?,
+                    active: r.try_get::<i64, _>(4)? != 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StateError::Db)
+    }
+}
+
+/// Records `seen` inside the append's transaction.
+pub(super) async fn upsert(
+    tx: &mut sqlx::SqliteConnection,
+    seen: &HoldSeen,
+) -> Result<(), StateError> {
+    sqlx::query("INSERT INTO holds_seen (name, fingerprint, database, tbl, active) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active")
+        .bind(&seen.name)
+        .bind(&seen.fingerprint)
+        .bind(&seen.database)
+        .bind(&seen.table)
+        .bind(i64::from(seen.active))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}

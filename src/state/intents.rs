@@ -1,0 +1,87 @@
+//! Intents: the keys of a batch about to be committed in a target database, written (and
+//! fsynced) before that commit, turned into audit entries after it (see
+//! `engine::journal`), or dropped if the commit never happened.
+
+use super::{State, StateError};
+use sqlx::Row;
+
+/// A batch about to be committed in a target database: written before that commit, turned
+/// into audit entries after it, or dropped if the commit never happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// Unique across all runs (`run_id` is random), also the journal row in the target.
+    pub batch_id: String,
+    /// The pass.
+    pub run_id: String,
+    /// The rule.
+    pub rule: String,
+    /// The database's config name.
+    pub database: String,
+    /// The table.
+    pub table: String,
+    /// The action verb.
+    pub action: String,
+    /// The rule's legal basis.
+    pub legal_basis: String,
+    /// The keys the batch acts on.
+    pub keys: Vec<String>,
+    /// When the intent was written.
+    pub created_at: String,
+}
+
+impl State {
+    /// Writes an intent durably (fsync) before the target database commits.
+    pub async fn write_intent(&self, i: &Intent) -> Result<(), StateError> {
+        let keys = serde_json::to_string(&i.keys).map_err(StateError::io)?;
+        let mut conn = self.pool.acquire().await?;
+        // Whatever a confirm left on this connection: an intent is always fsynced.
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+            .bind(&i.batch_id)
+            .bind(&i.run_id)
+            .bind(&i.rule)
+            .bind(&i.database)
+            .bind(&i.table)
+            .bind(&i.action)
+            .bind(&i.legal_basis)
+            .bind(keys)
+            .bind(&i.created_at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The batch did not commit: its intent is dropped, no entry is written.
+    pub async fn drop_intent(&self, batch_id: &str) -> Result<(), StateError> {
+        sqlx::query("DELETE FROM pending WHERE batch_id = ?1")
+            .bind(batch_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Intents whose outcome is not yet known (after a crash or a lost connection).
+    pub async fn pending(&self) -> Result<Vec<Intent>, StateError> {
+        let rows = sqlx::query("SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at FROM pending ORDER BY created_at, batch_id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let keys: String = r.try_get(7)?;
+                Ok(Intent {
+                    batch_id: r.try_get(0)?,
+                    run_id: r.try_get(1)?,
+                    rule: r.try_get(2)?,
+                    database: r.try_get(3)?,
+                    table: r.try_get(4)?,
+                    action: r.try_get(5)?,
+                    legal_basis: r.try_get(6)?,
+                    keys: serde_json::from_str(&keys).map_err(StateError::io)?,
+                    created_at: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+}
