@@ -65,8 +65,9 @@ impl Config {
     }
 }
 
-/// Report language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Report language. Serialized as its code (`en`, `nl`), as reports' JSON and HTML carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Language {
     /// English.
     En,

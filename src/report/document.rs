@@ -39,11 +39,7 @@ fn environment(lang: Language) -> Result<Environment<'static>, minijinja::Error>
 
 /// Renders `report` in `format`.
 pub fn render(report: &Report, format: Format) -> Result<String, String> {
-    let lang = if report.language == "nl" {
-        Language::Nl
-    } else {
-        Language::En
-    };
+    let lang = report.language;
     let name = match format {
         Format::Json => return serde_json::to_string_pretty(report).map_err(|e| e.to_string()),
         Format::Html => "report.html",

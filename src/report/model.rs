@@ -81,8 +81,8 @@ pub struct RuleRow {
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `en` or `nl`.
-    pub language: String,
+    /// The report's language (`en` or `nl` in JSON).
+    pub language: Language,
     /// The pass.
     pub run_id: String,
     /// Start, RFC 3339 UTC.
@@ -343,7 +343,7 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
         ),
     };
     Report {
-        language: w.lang.to_owned(),
+        language: lang,
         run_id: summary.run_id.clone(),
         started_at: summary.started_at.clone(),
         finished_at: summary.finished_at.clone(),

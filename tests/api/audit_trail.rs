@@ -1,7 +1,7 @@
 //! `audit verify` proves the trail whole, and names the first entry that was edited,
 //! removed or reordered in the state database.
 
-use crate::helpers::{config_head, run, write_config, Kind, TestDb};
+use crate::helpers::{run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use retentiond::state::State;
 
 async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
@@ -11,18 +11,21 @@ async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
          INSERT INTO applicants VALUES (1, '2020-01-01'), (2, '2020-01-02'), (3, '2020-01-03'), (4, '2020-01-04'), (5, '2020-01-05'), (6, NULL)",
     )
     .await;
-    let config = write_config(
-        db.dir.path(),
-        &format!(
-            "{}[[rule]]\nname = \"old\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"applicants\"\nkey = \"id\"\nexpires = {{ since = \"decided_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = 2\n# most of this table expires; the brake is tested in safeguards.rs\nmax_fraction = 1.0\n",
-            config_head(&db)
-        ),
-    );
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config = ConfigBuilder::new(&db)
+        .rule(
+            RuleSpec::delete("old", "applicants", "decided_at")
+                .after("1 year")
+                .batch_size(2)
+                // most of this table expires; the brake is tested in safeguards.rs
+                .max_fraction(1.0),
+        )
+        .write(&db);
+    run(&config, &["run", "--once"]).assert_code(0);
     let r = run(&config, &["audit", "verify"]);
-    assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.contains("5 entries"), "{}", r.stdout);
+    r.assert_code(0);
+    if !r.stdout.contains("5 entries") {
+        r.fail("audit verify does not count 5 entries");
+    }
     Some((db, config))
 }
 
@@ -37,12 +40,10 @@ async fn tamper(db: &TestDb, sql: &str) {
 
 fn broken_at(config: &std::path::Path, seq: i64) {
     let r = run(config, &["audit", "verify"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(
-        r.stdout.contains(&format!("BROKEN at entry {seq}")),
-        "{}",
-        r.stdout
-    );
+    r.assert_code(1);
+    if !r.stdout.contains(&format!("BROKEN at entry {seq}")) {
+        r.fail(&format!("audit verify does not name entry {seq}"));
+    }
 }
 
 #[tokio::test]
@@ -97,6 +98,7 @@ async fn export_filters_by_time_and_writes_csv_with_a_header() {
             "2000-01-01",
         ],
     );
+    r.assert_code(0);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(
         lines[0],
@@ -104,7 +106,7 @@ async fn export_filters_by_time_and_writes_csv_with_a_header() {
     );
     assert_eq!(lines.len(), 6);
     let r = run(&config, &["audit", "export", "--until", "2000-01-01"]);
-    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
-    let r = run(&config, &["audit", "export", "--since", "yesterday"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    r.assert_code(0);
+    assert_eq!(r.stdout, "", "nothing before 2000-01-01");
+    run(&config, &["audit", "export", "--since", "yesterday"]).assert_code(2);
 }

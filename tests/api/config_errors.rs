@@ -1,32 +1,31 @@
 //! Every class of bad config stops retentiond before it touches anything: exit 78 and a
 //! message naming the file, the line and the key.
 
-use crate::helpers::{config_head, run, write_config, Kind, TestDb};
+use crate::helpers::{
+    config_head, quoted, run, write_config, ConfigBuilder, Kind, RuleSpec, TestDb,
+};
 
-const RULES: &str = r#"[[rule]]
-name = "rejected-applicants"
-legal_basis = "GDPR art. 5(1)(e)"
-database = "main"
-table = "applicants"
-key = "id"
-filter = "decision = 'rejected'"
-expires = { since = "decided_at", after = "0 days" }
-action = "delete"
+/// The valid config every case breaks in one place: two rules on `applicants`.
+fn valid(db: &TestDb) -> ConfigBuilder {
+    ConfigBuilder::new(db)
+        .rule(
+            RuleSpec::delete("rejected-applicants", "applicants", "decided_at")
+                .legal_basis("GDPR art. 5(1)(e)")
+                .filter("decision = 'rejected'")
+                .after("0 days"),
+        )
+        .rule(
+            RuleSpec::delete("old-applicants", "applicants", "decided_at")
+                .legal_basis("GDPR art. 5(1)(e)")
+                .after("2 years"),
+        )
+}
 
-[[rule]]
-name = "old-applicants"
-legal_basis = "GDPR art. 5(1)(e)"
-database = "main"
-table = "applicants"
-key = "id"
-expires = { since = "decided_at", after = "2 years" }
-action = "delete"
-"#;
-
-/// Applies `edit` (find, replace) to the second rule, runs `check` and `run --once`, and
-/// asserts exit 78, the line of the edit (or `line` if given) and `key` in the message,
-/// and that no applicant was deleted.
-async fn refused(find: &str, replace: &str, key: &str) {
+/// Applies `break_it` to the valid config, runs `check`, `run --once` and `plan`, and
+/// asserts for each: exit 78, the line of `at` (a `ConfigBuilder::line` path, e.g.
+/// `rule[1].table` for the value's own line or `rule[1]` for its rule's `[[rule]]` line)
+/// and `key` in the message, and that no applicant was deleted.
+async fn refused(break_it: impl FnOnce(&mut ConfigBuilder), at: &str, key: &str) {
     let Some(db) = TestDb::new(Kind::Sqlite).await else {
         return;
     };
@@ -36,62 +35,37 @@ async fn refused(find: &str, replace: &str, key: &str) {
          INSERT INTO applicants VALUES (2, 'b@example.be', 'rejected', '2021-01-01')",
     )
     .await;
-    let head = config_head(&db);
-    let second = RULES
-        .find("name = \"old-applicants\"")
-        .expect("second rule");
-    let (first_part, second_part) = RULES.split_at(second);
-    assert!(
-        second_part.contains(find) || head.contains(find),
-        "fixture has no {find:?}"
-    );
-    let text = if head.contains(find) {
-        format!("{}{RULES}", head.replacen(find, replace, 1))
-    } else {
-        format!(
-            "{head}{first_part}{}",
-            second_part.replacen(find, replace, 1)
-        )
-    };
-    let config = write_config(db.dir.path(), &text);
-    let edited = text.rfind(replace).expect("edit in config");
-    let edit_line = text[..edited].matches('\n').count() + 1;
-    let rule_line = text[..text.rfind("[[rule]]").expect("rule")]
-        .matches('\n')
-        .count()
-        + 1;
+    let mut config = valid(&db);
+    break_it(&mut config);
+    let line = config.line(at);
+    let path = config.write(&db);
     for verb in [&["check"][..], &["run", "--once"][..], &["plan"][..]] {
-        let r = run(&config, verb);
-        assert_eq!(
-            r.code, 78,
-            "{verb:?} on {replace:?}: exit {}\n{}{}",
-            r.code, r.stdout, r.stderr
-        );
-        let at_edit = format!("retentiond.toml:{edit_line}:");
-        let at_rule = format!("retentiond.toml:{rule_line}:");
-        assert!(
-            r.stderr.contains(&at_edit) || r.stderr.contains(&at_rule),
-            "{verb:?}: no line {edit_line} or {rule_line} in: {}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains(key),
-            "{verb:?}: key {key:?} not named in: {}",
-            r.stderr
-        );
+        let r = run(&path, verb);
+        r.assert_code(78);
+        if !r.stderr.contains(&format!("retentiond.toml:{line}:")) {
+            r.fail(&format!("the message does not name line {line} ({at})"));
+        }
+        if !r.stderr.contains(key) {
+            r.fail(&format!("the message does not name the key {key:?}"));
+        }
         assert_eq!(
             db.count("SELECT COUNT(*) FROM applicants").await,
             2,
-            "nothing was deleted"
+            "{verb:?} deleted something"
         );
     }
 }
 
 #[tokio::test]
 async fn a_syntax_error_is_refused_with_its_line() {
+    // An unterminated string.
     refused(
-        "name = \"old-applicants\"",
-        "name = \"old-applicants",
+        |c| {
+            c.rules[1]
+                .extra
+                .push(("note".into(), "\"old-applicants".into()))
+        },
+        "rule[1].note",
         "syntax",
     )
     .await;
@@ -100,8 +74,8 @@ async fn a_syntax_error_is_refused_with_its_line() {
 #[tokio::test]
 async fn an_unknown_key_is_refused_with_its_line() {
     refused(
-        "action = \"delete\"\n",
-        "colour = \"red\"\naction = \"delete\"\n",
+        |c| c.rules[1].extra.push(("colour".into(), quoted("red"))),
+        "rule[1].colour",
         "colour",
     )
     .await;
@@ -110,8 +84,8 @@ async fn an_unknown_key_is_refused_with_its_line() {
 #[tokio::test]
 async fn a_bad_cron_is_refused_with_its_line() {
     refused(
-        "schedule = \"0 30 2 * * *\"",
-        "schedule = \"0 30 2 * *\"",
+        |c| c.schedule = Some("0 30 2 * *".into()),
+        "daemon.schedule",
         "daemon.schedule",
     )
     .await;
@@ -120,8 +94,8 @@ async fn a_bad_cron_is_refused_with_its_line() {
 #[tokio::test]
 async fn a_bad_duration_is_refused_with_its_line() {
     refused(
-        "after = \"2 years\"",
-        "after = \"2 yeers\"",
+        |c| c.rules[1].after = Some("2 yeers".into()),
+        "rule[1].expires.after",
         "expires.after",
     )
     .await;
@@ -129,19 +103,29 @@ async fn a_bad_duration_is_refused_with_its_line() {
 
 #[tokio::test]
 async fn an_unknown_database_is_refused_with_its_line() {
-    refused("database = \"main\"", "database = \"mian\"", "database").await;
+    refused(
+        |c| c.rules[1].database = "mian".into(),
+        "rule[1].database",
+        "database",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_missing_table_is_refused_with_the_rule_line() {
-    refused("table = \"applicants\"", "table = \"applicant\"", "table").await;
+    refused(
+        |c| c.rules[1].table = "applicant".into(),
+        "rule[1]",
+        "table",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_missing_column_is_refused_with_the_rule_line() {
     refused(
-        "since = \"decided_at\", after = \"2 years\"",
-        "since = \"decided\", after = \"2 years\"",
+        |c| c.rules[1].since = "decided".into(),
+        "rule[1]",
         "expires.since",
     )
     .await;
@@ -149,14 +133,14 @@ async fn a_missing_column_is_refused_with_the_rule_line() {
 
 #[tokio::test]
 async fn a_non_unique_key_is_refused_with_the_rule_line() {
-    refused("key = \"id\"", "key = \"email\"", "key").await;
+    refused(|c| c.rules[1].key = "email".into(), "rule[1]", "key").await;
 }
 
 #[tokio::test]
 async fn an_identifier_with_quotes_is_refused() {
     refused(
-        "table = \"applicants\"",
-        "table = \"applicants\\\" WHERE 1=1 --\"",
+        |c| c.rules[1].table = "applicants\" WHERE 1=1 --".into(),
+        "rule[1].table",
         "table",
     )
     .await;
@@ -164,14 +148,19 @@ async fn an_identifier_with_quotes_is_refused() {
 
 #[tokio::test]
 async fn an_identifier_with_a_semicolon_is_refused() {
-    refused("key = \"id\"", "key = \"id; DROP TABLE applicants\"", "key").await;
+    refused(
+        |c| c.rules[1].key = "id; DROP TABLE applicants".into(),
+        "rule[1].key",
+        "key",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_duplicate_rule_name_is_refused() {
     refused(
-        "name = \"old-applicants\"",
-        "name = \"rejected-applicants\"",
+        |c| c.rules[1].name = "rejected-applicants".into(),
+        "rule[1].name",
         "name",
     )
     .await;
@@ -183,8 +172,10 @@ async fn a_missing_config_file_exits_78_and_says_how_to_point_at_one() {
         std::path::Path::new("/nonexistent/retentiond.toml"),
         &["check"],
     );
-    assert_eq!(r.code, 78);
-    assert!(r.stderr.contains("--config"), "{}", r.stderr);
+    r.assert_code(78);
+    if !r.stderr.contains("--config") {
+        r.fail("the message does not say how to point at a config (--config)");
+    }
 }
 
 #[tokio::test]
@@ -193,6 +184,5 @@ async fn an_unknown_rule_on_the_command_line_exits_2() {
         return;
     };
     let config = write_config(db.dir.path(), &config_head(&db));
-    let r = run(&config, &["run", "--once", "--rule", "nope"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    run(&config, &["run", "--once", "--rule", "nope"]).assert_code(2);
 }

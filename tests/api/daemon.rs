@@ -2,7 +2,7 @@
 //! caught up once, SIGHUP reload (valid and invalid), SIGTERM mid-purge, sd_notify
 //! messages, and the metrics endpoint.
 
-use crate::helpers::{audit_keys, command, config_head, run, write_config, Kind, TestDb};
+use crate::helpers::{audit_keys, command, run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use retentiond::state::State;
 use sqlx::Row;
 use std::path::{Path, PathBuf};
@@ -107,16 +107,21 @@ async fn table_db(rows: i64) -> Option<TestDb> {
     Some(db)
 }
 
-fn rule(extra: &str) -> String {
-    format!("[[rule]]\nname = \"old-events\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"events\"\nkey = \"id\"\nexpires = {{ since = \"happened_at\", after = \"1 year\" }}\naction = \"delete\"\nmax_fraction = 1.0\n{extra}")
+fn rule() -> RuleSpec {
+    RuleSpec::delete("old-events", "events", "happened_at")
+        .after("1 year")
+        .max_fraction(1.0)
 }
 
-fn with_schedule(db: &TestDb, schedule: &str, extra_daemon: &str, rules: &str) -> PathBuf {
-    let head = config_head(db).replace(
-        "schedule = \"0 30 2 * * *\"",
-        &format!("schedule = \"{schedule}\"{extra_daemon}"),
-    );
-    write_config(db.dir.path(), &format!("{head}{rules}"))
+/// A config for `db` with `schedule` and the one `rule`.
+fn scheduled(db: &TestDb, schedule: &str, rule: RuleSpec) -> ConfigBuilder {
+    let mut config = ConfigBuilder::new(db).rule(rule);
+    config.schedule = Some(schedule.into());
+    config
+}
+
+fn with_schedule(db: &TestDb, schedule: &str, rule: RuleSpec) -> PathBuf {
+    scheduled(db, schedule, rule).write(db)
 }
 
 #[tokio::test]
@@ -126,8 +131,7 @@ async fn passes_run_on_schedule_and_never_overlap() {
     let config = with_schedule(
         &db,
         "* * * * * *",
-        "",
-        &rule("batch_size = 1\nbatch_pause = \"100 ms\"\n"),
+        rule().batch_size(1).batch_pause("100 ms"),
     );
     let mut d = Daemon::start(&config, &[]);
     let p = wait_for_passes(&db.state_dir(), 3, Duration::from_secs(15)).await;
@@ -154,7 +158,7 @@ async fn passes_run_on_schedule_and_never_overlap() {
 async fn a_pass_missed_while_down_is_caught_up_once_at_start() {
     let Some(db) = table_db(3).await else { return };
     // Daily at 03:00; the history says the rule last ran three days ago.
-    let config = with_schedule(&db, "0 0 3 * * *", "", &rule(""));
+    let config = with_schedule(&db, "0 0 3 * * *", rule());
     let state = State::open(&db.state_dir()).await.expect("state");
     let long_ago = retentiond::state::time_text(chrono::Utc::now() - chrono::Duration::days(3));
     state
@@ -179,17 +183,11 @@ async fn a_pass_missed_while_down_is_caught_up_once_at_start() {
 #[tokio::test]
 async fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     let Some(db) = table_db(3).await else { return };
-    let daily = with_schedule(&db, "0 0 3 * * *", "", &rule(""));
+    let daily = with_schedule(&db, "0 0 3 * * *", rule());
     let mut d = Daemon::start(&daily, &[]);
     tokio::time::sleep(Duration::from_millis(800)).await;
     // An invalid file: refused, the daemon keeps running on the old config.
-    std::fs::write(
-        &daily,
-        std::fs::read_to_string(&daily)
-            .expect("config")
-            .replace("1 year", "1 yeer"),
-    )
-    .expect("write");
+    with_schedule(&db, "0 0 3 * * *", rule().after("1 yeer"));
     d.signal("HUP");
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
@@ -204,7 +202,7 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
     );
     assert!(passes(&db.state_dir()).await.is_empty());
     // A valid file with a per-second schedule: takes effect.
-    with_schedule(&db, "* * * * * *", "", &rule(""));
+    with_schedule(&db, "* * * * * *", rule());
     d.signal("HUP");
     let p = wait_for_passes(&db.state_dir(), 1, Duration::from_secs(10)).await;
     assert!(
@@ -224,8 +222,7 @@ async fn sigterm_in_a_long_purge_exits_0_quickly_with_the_trail_whole() {
     let config = with_schedule(
         &db,
         "* * * * * *",
-        "",
-        &rule("batch_size = 10\nbatch_pause = \"20 ms\"\n"),
+        rule().batch_size(10).batch_pause("20 ms"),
     );
     let mut d = Daemon::start(&config, &[]);
     let start = Instant::now();
@@ -252,14 +249,13 @@ async fn sigterm_in_a_long_purge_exits_0_quickly_with_the_trail_whole() {
         3000 - remaining,
         "entries = records changed"
     );
-    let r = run(&config, &["audit", "verify"]);
-    assert_eq!(r.code, 0, "{}", r.stdout);
+    run(&config, &["audit", "verify"]).assert_code(0);
 }
 
 #[tokio::test]
 async fn systemd_hears_ready_and_stopping() {
     let Some(db) = table_db(1).await else { return };
-    let config = with_schedule(&db, "0 0 3 * * *", "", &rule(""));
+    let config = with_schedule(&db, "0 0 3 * * *", rule());
     let socket_path = db.dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("notify socket");
     socket
@@ -299,12 +295,9 @@ async fn the_metrics_endpoint_answers_with_the_counters() {
         .local_addr()
         .expect("addr")
         .port();
-    let config = with_schedule(
-        &db,
-        "* * * * * *",
-        &format!("\nmetrics_listen = \"127.0.0.1:{port}\""),
-        &rule(""),
-    );
+    let mut config = scheduled(&db, "* * * * * *", rule());
+    config.metrics_listen = Some(format!("127.0.0.1:{port}"));
+    let config = config.write(&db);
     let mut d = Daemon::start(&config, &[]);
     wait_for_passes(&db.state_dir(), 1, Duration::from_secs(10)).await;
     let body = {

@@ -165,8 +165,7 @@ async fn same_rules_same_outcome(kind: Kind) {
     let before_c = db.rows("customers", &cols_c).await;
     let config = write_config(db.dir.path(), &format!("{}{RULES}", config_head(&db)));
 
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    run(&config, &["run", "--once"]).assert_code(0);
 
     // Applicants: exactly the expired rejected ones are gone; the rest unchanged.
     let gone: BTreeSet<i64> = [1, 5].into_iter().chain(7..=2506).collect();
@@ -234,15 +233,15 @@ async fn same_rules_same_outcome(kind: Kind) {
     assert_eq!(trail, expected);
 
     // A second pass over the same data acts on nothing and adds no entries.
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    run(&config, &["run", "--once"]).assert_code(0);
     assert_eq!(audit_keys(&config).len(), expected.len());
-    let r = run(&config, &["audit", "verify"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    run(&config, &["audit", "verify"]).assert_code(0);
     // The journal is cleaned up after a successful pass.
     assert_eq!(db.count("SELECT COUNT(*) FROM retentiond_journal").await, 0);
     // No personal data in the trail.
-    let export = run(&config, &["audit", "export", "--format", "csv"]).stdout;
+    let export = run(&config, &["audit", "export", "--format", "csv"]);
+    export.assert_code(0);
+    let export = export.stdout;
     for personal in [
         "Peeters",
         "ann@example.be",
@@ -273,6 +272,36 @@ async fn the_rule_set_acts_exactly_as_written_on_sqlite() {
     same_rules_same_outcome(Kind::Sqlite).await;
 }
 
+/// Every row of the three tables, per table, as `(table, rows)`.
+async fn snapshot(db: &TestDb) -> Vec<(&'static str, BTreeSet<Vec<Option<String>>>)> {
+    let tables: [(&'static str, &[&str]); 3] = [
+        (
+            "applicants",
+            &["id", "full_name", "email", "decision", "decided_at"],
+        ),
+        (
+            "prospects",
+            &[
+                "id",
+                "name",
+                "email",
+                "phone",
+                "company",
+                "consent_expires_at",
+            ],
+        ),
+        (
+            "customers",
+            &["id", "name", "last_order_at", "retention_review"],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (table, cols) in tables {
+        out.push((table, db.rows(table, cols).await.into_iter().collect()));
+    }
+    out
+}
+
 #[tokio::test]
 async fn plan_counts_what_run_then_does_and_changes_nothing() {
     let Some(db) = TestDb::new(Kind::Sqlite).await else {
@@ -280,24 +309,97 @@ async fn plan_counts_what_run_then_does_and_changes_nothing() {
     };
     schema(&db).await;
     data(&db).await;
+    let before = snapshot(&db).await;
     let config = write_config(db.dir.path(), &format!("{}{RULES}", config_head(&db)));
     let r = run(&config, &["plan", "--format", "json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan json");
-    let counts: Vec<i64> = plan["rules"]
+    r.assert_code(0);
+    let plan = r.json();
+    // (rule, count, first keys) in the order of the config, which is the order of `before`.
+    let planned: Vec<(String, usize, Vec<String>)> = plan["rules"]
         .as_array()
-        .expect("rules")
+        .unwrap_or_else(|| r.fail("plan has no rules array"))
         .iter()
-        .map(|r| r["count"].as_i64().unwrap_or(-1))
+        .map(|p| {
+            let keys = p["sample_keys"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|k| k.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let count = p["count"]
+                .as_u64()
+                .unwrap_or_else(|| r.fail("a rule without a count"));
+            (
+                p["rule"].as_str().unwrap_or_default().to_owned(),
+                count as usize,
+                keys,
+            )
+        })
         .collect();
-    assert_eq!(counts, vec![2502, 3, 2]);
+    let counts: Vec<(&str, usize)> = planned.iter().map(|(n, c, _)| (n.as_str(), *c)).collect();
     assert_eq!(
-        db.count("SELECT COUNT(*) FROM applicants").await,
-        3006,
-        "plan changed nothing"
+        counts,
+        vec![
+            ("rejected-applicants", 2502),
+            ("prospects-without-consent", 3),
+            ("dormant-customers", 2)
+        ]
     );
+    assert!(snapshot(&db).await == before, "plan changed a record");
     let r = run(&config, &["check"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("2502 records"), "{}", r.stdout);
+    r.assert_code(0);
+    if !r.stdout.contains("2502 records") {
+        r.fail("check does not count the 2502 records");
+    }
+    assert!(snapshot(&db).await == before, "check changed a record");
     assert!(!db.state_dir().exists(), "check and plan create no state");
+
+    // Now the pass: per rule, it acts on exactly as many records as plan counted, and on
+    // the records plan named first.
+    run(&config, &["run", "--once"]).assert_code(0);
+    let after = snapshot(&db).await;
+    let trail = audit_keys(&config);
+    for ((name, count, sample), ((table, rows_before), (_, rows_after))) in
+        planned.iter().zip(before.iter().zip(&after))
+    {
+        // Rows that are no longer there as they were: deleted, anonymized or flagged.
+        let acted: BTreeSet<String> = rows_before
+            .difference(rows_after)
+            .map(|row| row[0].clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            acted.len(),
+            *count,
+            "{name}: plan counted {count}, the pass changed {} records in {table}",
+            acted.len()
+        );
+        let audited: BTreeSet<String> = trail
+            .iter()
+            .filter(|(rule, _, _)| rule == name)
+            .map(|(_, _, key)| key.clone())
+            .collect();
+        assert_eq!(
+            trail.iter().filter(|(rule, _, _)| rule == name).count(),
+            *count,
+            "{name}: plan counted {count}; audit entries differ"
+        );
+        assert_eq!(
+            audited, acted,
+            "{name}: the audited keys are the changed records"
+        );
+        assert!(!sample.is_empty(), "{name}: plan named no keys");
+        for key in sample {
+            assert!(
+                acted.contains(key),
+                "{name}: plan named {key}, the pass left it alone"
+            );
+        }
+    }
+    assert_eq!(
+        trail.len(),
+        planned.iter().map(|(_, c, _)| c).sum::<usize>(),
+        "no audit entry for another rule"
+    );
 }

@@ -1,5 +1,6 @@
 //! Test helpers: a uniquely named database per test on PostgreSQL, MariaDB or SQLite
-//! (dropped afterwards), a config writer, and a runner for the real binary.
+//! (dropped afterwards), configs built from typed values (`ConfigBuilder`, `RuleSpec`), and
+//! a runner for the real binary whose `Run` explains any unexpected outcome in full.
 
 use retentiond::config::{DatabaseSpec, Dialect, Secret};
 use retentiond::db::{Db, Sql};
@@ -187,11 +188,7 @@ impl Drop for TestDb {
 
 /// The `[daemon]` and `[databases.main]` header of a config for `db`.
 pub fn config_head(db: &TestDb) -> String {
-    format!(
-        "[daemon]\nstate_dir = \"{}\"\nschedule = \"0 30 2 * * *\"\ntimezone = \"Europe/Brussels\"\nreport_language = \"en\"\n\n[databases.main]\nurl = \"{}\"\n\n",
-        db.state_dir().display(),
-        db.url
-    )
+    ConfigBuilder::new(db).to_toml()
 }
 
 /// Writes a config file into the test's directory.
@@ -201,21 +198,433 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
-/// What a run of the binary gave.
+// ------------------------------------------------------------------ configs from values
+
+/// A TOML string literal for `s`, quoted and escaped (for raw values in `extra` lists).
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One `[databases.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct DatabaseEntry {
+    pub name: String,
+    pub url: String,
+    /// Further keys with raw TOML values, e.g. `("lock_timeout", quoted("1 s"))`.
+    pub extra: Vec<(String, String)>,
+}
+
+/// One `[[rule]]`, from typed values. Strings are quoted and escaped when written, so a
+/// test can put any value (quotes, semicolons) into a field and get exactly that value.
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub name: String,
+    pub description: Option<String>,
+    pub legal_basis: Option<String>,
+    pub database: String,
+    pub table: String,
+    pub key: String,
+    pub filter: Option<String>,
+    /// `expires.since`.
+    pub since: String,
+    /// `expires.after`; absent means the default ("0 days").
+    pub after: Option<String>,
+    pub action: String,
+    pub batch_size: Option<u64>,
+    pub batch_pause: Option<String>,
+    pub max_fraction: Option<f64>,
+    pub max_records: Option<u64>,
+    pub mode: Option<String>,
+    /// Further keys with raw TOML values, written in order after the typed ones:
+    /// `anonymize`, `flag`, `keep_while`, or a deliberately wrong key or value.
+    pub extra: Vec<(String, String)>,
+}
+
+impl RuleSpec {
+    /// A `delete` rule on `main`, key `id`, legal basis "test", expiring at `since`.
+    pub fn delete(name: &str, table: &str, since: &str) -> RuleSpec {
+        RuleSpec {
+            name: name.into(),
+            description: None,
+            legal_basis: Some("test".into()),
+            database: "main".into(),
+            table: table.into(),
+            key: "id".into(),
+            filter: None,
+            since: since.into(),
+            after: None,
+            action: "delete".into(),
+            batch_size: None,
+            batch_pause: None,
+            max_fraction: None,
+            max_records: None,
+            mode: None,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn legal_basis(mut self, v: &str) -> Self {
+        self.legal_basis = Some(v.into());
+        self
+    }
+    pub fn filter(mut self, v: &str) -> Self {
+        self.filter = Some(v.into());
+        self
+    }
+    pub fn after(mut self, v: &str) -> Self {
+        self.after = Some(v.into());
+        self
+    }
+    pub fn batch_size(mut self, v: u64) -> Self {
+        self.batch_size = Some(v);
+        self
+    }
+    pub fn batch_pause(mut self, v: &str) -> Self {
+        self.batch_pause = Some(v.into());
+        self
+    }
+    pub fn max_fraction(mut self, v: f64) -> Self {
+        self.max_fraction = Some(v);
+        self
+    }
+    pub fn max_records(mut self, v: u64) -> Self {
+        self.max_records = Some(v);
+        self
+    }
+    pub fn mode(mut self, v: &str) -> Self {
+        self.mode = Some(v.into());
+        self
+    }
+    /// Adds `key = value` with `value` as raw TOML (`quoted(..)` for a string).
+    pub fn raw(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
+
+    /// `(key, raw TOML value)` in the order they are written.
+    fn entries(&self) -> Vec<(String, String)> {
+        let mut e: Vec<(String, String)> = Vec::new();
+        let mut s = |k: &str, v: &str| e.push((k.into(), quoted(v)));
+        s("name", &self.name);
+        if let Some(v) = &self.description {
+            s("description", v);
+        }
+        if let Some(v) = &self.legal_basis {
+            s("legal_basis", v);
+        }
+        s("database", &self.database);
+        s("table", &self.table);
+        s("key", &self.key);
+        if let Some(v) = &self.filter {
+            s("filter", v);
+        }
+        let expires = match &self.after {
+            Some(after) => format!(
+                "{{ since = {}, after = {} }}",
+                quoted(&self.since),
+                quoted(after)
+            ),
+            None => format!("{{ since = {} }}", quoted(&self.since)),
+        };
+        e.push(("expires".into(), expires));
+        e.push(("action".into(), quoted(&self.action)));
+        if let Some(v) = self.batch_size {
+            e.push(("batch_size".into(), v.to_string()));
+        }
+        if let Some(v) = &self.batch_pause {
+            e.push(("batch_pause".into(), quoted(v)));
+        }
+        if let Some(v) = self.max_fraction {
+            e.push(("max_fraction".into(), format!("{v:?}")));
+        }
+        if let Some(v) = self.max_records {
+            e.push(("max_records".into(), v.to_string()));
+        }
+        if let Some(v) = &self.mode {
+            e.push(("mode".into(), quoted(v)));
+        }
+        e.extend(self.extra.iter().cloned());
+        e
+    }
+}
+
+/// A whole config from typed values: `to_toml()` writes it, `line(path)` says on which
+/// line of that text a table or key stands, so a test can name the line an error must cite.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    pub state_dir: PathBuf,
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub report_language: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub databases: Vec<DatabaseEntry>,
+    /// Raw TOML between the databases and the rules (`[[hold]]`, `[report.email]`), each
+    /// ending in a newline.
+    pub sections: Vec<String>,
+    pub rules: Vec<RuleSpec>,
+}
+
+impl ConfigBuilder {
+    /// The config `config_head` writes for `db`: state in the test's directory, nightly
+    /// schedule, Europe/Brussels, English, and `db` as database `main`; no rules.
+    pub fn new(db: &TestDb) -> ConfigBuilder {
+        ConfigBuilder {
+            state_dir: db.state_dir(),
+            schedule: Some("0 30 2 * * *".into()),
+            timezone: Some("Europe/Brussels".into()),
+            report_language: Some("en".into()),
+            metrics_listen: None,
+            databases: vec![DatabaseEntry {
+                name: "main".into(),
+                url: db.url.clone(),
+                extra: Vec::new(),
+            }],
+            sections: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+
+    pub fn rule(mut self, rule: RuleSpec) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    pub fn section(mut self, toml: &str) -> Self {
+        self.sections.push(toml.into());
+        self
+    }
+
+    /// The database called `name`.
+    pub fn database(&mut self, name: &str) -> &mut DatabaseEntry {
+        self.databases
+            .iter_mut()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("the builder has no database {name:?}"))
+    }
+
+    /// The TOML text and, per path, its 1-based line. Paths: `daemon`, `daemon.schedule`,
+    /// `databases.main`, `databases.main.url`, `rule[1]` (its `[[rule]]` line),
+    /// `rule[1].table`, `rule[1].expires` (also `.expires.since`, `.expires.after`).
+    fn render(&self) -> (String, Vec<(String, usize)>) {
+        let mut w = Writer::default();
+        w.put("daemon", "[daemon]");
+        let state_dir = self.state_dir.display().to_string();
+        let daemon = [
+            ("state_dir", Some(&state_dir)),
+            ("schedule", self.schedule.as_ref()),
+            ("timezone", self.timezone.as_ref()),
+            ("report_language", self.report_language.as_ref()),
+            ("metrics_listen", self.metrics_listen.as_ref()),
+        ];
+        for (k, v) in daemon {
+            if let Some(v) = v {
+                w.put(&format!("daemon.{k}"), &format!("{k} = {}", quoted(v)));
+            }
+        }
+        w.blank();
+        for d in &self.databases {
+            let at = format!("databases.{}", d.name);
+            w.put(&at, &format!("[{at}]"));
+            w.put(&format!("{at}.url"), &format!("url = {}", quoted(&d.url)));
+            for (k, v) in &d.extra {
+                w.put(&format!("{at}.{k}"), &format!("{k} = {v}"));
+            }
+            w.blank();
+        }
+        for s in &self.sections {
+            w.text.push_str(s);
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            w.put(&format!("rule[{i}]"), "[[rule]]");
+            for (k, v) in r.entries() {
+                if k == "expires" {
+                    // `expires = { since = …, after = … }`: both on the expires line.
+                    for sub in ["since", "after"] {
+                        let line = w.next_line();
+                        w.lines.push((format!("rule[{i}].expires.{sub}"), line));
+                    }
+                }
+                w.put(&format!("rule[{i}].{k}"), &format!("{k} = {v}"));
+            }
+            w.blank();
+        }
+        (w.text, w.lines)
+    }
+
+    pub fn to_toml(&self) -> String {
+        self.render().0
+    }
+
+    /// The 1-based line of `path` (see `render`) in `to_toml()`.
+    pub fn line(&self, path: &str) -> usize {
+        let (text, lines) = self.render();
+        lines
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, l)| *l)
+            .unwrap_or_else(|| panic!("no {path:?} in the config:\n{text}"))
+    }
+
+    /// Writes `to_toml()` as the test's config file.
+    pub fn write(&self, db: &TestDb) -> PathBuf {
+        write_config(db.dir.path(), &self.to_toml())
+    }
+}
+
+/// TOML text written line by line, remembering which path stands on which line.
+#[derive(Default)]
+struct Writer {
+    text: String,
+    lines: Vec<(String, usize)>,
+}
+
+impl Writer {
+    fn next_line(&self) -> usize {
+        self.text.matches('\n').count() + 1
+    }
+
+    fn put(&mut self, path: &str, line: &str) {
+        let at = self.next_line();
+        self.lines.push((path.to_owned(), at));
+        self.text.push_str(line);
+        self.text.push('\n');
+    }
+
+    fn blank(&mut self) {
+        self.text.push('\n');
+    }
+}
+
+// ------------------------------------------------------------------ running the binary
+
+/// What a run of the binary gave, and everything needed to explain it: the command line,
+/// the working directory and the config as it was when the binary ran.
 pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    pub command_line: String,
+    pub cwd: PathBuf,
+    pub config: PathBuf,
+    /// The config file's text when the command ran (or why it could not be read).
+    pub config_text: String,
 }
 
-impl From<Output> for Run {
-    fn from(o: Output) -> Self {
+impl Run {
+    /// Builds a `Run` from the output of `command(config, args)` (for a spawned child).
+    pub fn from_output(config: &Path, args: &[&str], o: Output) -> Run {
+        let config_text = read_config_text(config);
+        Run::new(config, args, config_text, o)
+    }
+
+    fn new(config: &Path, args: &[&str], config_text: String, o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            command_line: command_line(config, args),
+            cwd: std::env::current_dir().unwrap_or_default(),
+            config: config.to_path_buf(),
+            config_text,
         }
     }
+
+    /// Panics, with the whole story (see `Display`), unless the exit code is `want`.
+    #[track_caller]
+    pub fn assert_code(&self, want: i32) -> &Self {
+        if self.code != want {
+            panic!(
+                "retentiond exited {}, expected {want}\n{self}",
+                describe_code(self.code)
+            );
+        }
+        self
+    }
+
+    /// Panics with `why` and the whole story.
+    #[track_caller]
+    pub fn fail(&self, why: &str) -> ! {
+        panic!("{why}\n{self}")
+    }
+
+    /// Stdout parsed as JSON; panics with the whole story if it is not.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| self.fail(&format!("stdout is not JSON: {e}")))
+    }
+}
+
+fn describe_code(code: i32) -> String {
+    match code {
+        -1 => "without a code (killed by a signal)".into(),
+        c => c.to_string(),
+    }
+}
+
+impl std::fmt::Display for Run {
+    /// The command line, working directory, config path and text (numbered, as error
+    /// messages cite lines), the exit code, stdout and stderr.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "command:   {}", self.command_line)?;
+        writeln!(f, "directory: {}", self.cwd.display())?;
+        writeln!(f, "exit code: {}", describe_code(self.code))?;
+        writeln!(f, "--- config {} ---", self.config.display())?;
+        for (i, line) in self.config_text.lines().enumerate() {
+            writeln!(f, "{:>4} | {line}", i + 1)?;
+        }
+        writeln!(f, "--- stdout ---")?;
+        writeln!(f, "{}", self.stdout.trim_end())?;
+        writeln!(f, "--- stderr ---")?;
+        writeln!(f, "{}", self.stderr.trim_end())?;
+        write!(f, "--- end ---")
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+fn read_config_text(config: &Path) -> String {
+    std::fs::read_to_string(config).unwrap_or_else(|e| format!("(not readable: {e})"))
+}
+
+/// `args` as a shell would take them, with the environment `command` sets.
+fn command_line(config: &Path, args: &[&str]) -> String {
+    let quote = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+        {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    };
+    let mut words = vec![
+        "RUST_LOG=warn".to_owned(),
+        quote(env!("CARGO_BIN_EXE_retentiond")),
+        "--config".to_owned(),
+        quote(&config.display().to_string()),
+    ];
+    words.extend(args.iter().map(|a| quote(a)));
+    words.join(" ")
 }
 
 /// A command for the real binary with `--config`.
@@ -229,22 +638,24 @@ pub fn command(config: &Path, args: &[&str]) -> Command {
     c
 }
 
-/// Runs the binary to completion.
+/// Runs the binary to completion. The `Run` explains itself: `r.assert_code(0)`.
 pub fn run(config: &Path, args: &[&str]) -> Run {
-    command(config, args)
+    let config_text = read_config_text(config);
+    let output = command(config, args)
         .output()
-        .expect("run retentiond")
-        .into()
+        .unwrap_or_else(|e| panic!("could not start `{}`: {e}", command_line(config, args)));
+    Run::new(config, args, config_text, output)
 }
 
 /// The audit trail as (rule, action, key) triples, in order.
 pub fn audit_keys(config: &Path) -> Vec<(String, String, String)> {
     let r = run(config, &["audit", "export", "--format", "jsonl"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.assert_code(0);
     r.stdout
         .lines()
         .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("jsonl");
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| r.fail(&format!("not JSON Lines ({e}): {l}")));
             let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
             (s("rule"), s("action"), s("key"))
         })

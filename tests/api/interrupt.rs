@@ -145,7 +145,7 @@ async fn ctrl_c_during_a_300k_row_purge_finishes_the_batch_in_flight_and_exits_1
 #[tokio::test]
 async fn an_hour_long_batch_pause_ends_at_sigterm_with_the_batch_audited() {
     const ROWS: i64 = 5000;
-    let (db, config) = expired_events(ROWS, 1000, "1 hour").await;
+    let (db, config) = expired_events(ROWS, 1000, "3600 s").await;
     let mut child = command(&config, &["run", "--once"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
