@@ -50,8 +50,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints `e` for the user and returns its exit code.
+/// Prints `e` for the user and returns its exit code. A reader that went away (`audit
+/// export | head`) is no error worth a message: the process ends quietly, with the status a
+/// shell gives a process SIGPIPE ended (141).
 fn fail(e: &CommandError) -> ExitCode {
+    if let CommandError::Output(io) = e {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::from(141);
+        }
+    }
     let text = e.to_string();
     let mut stderr = std::io::stderr().lock();
     let _ = write!(stderr, "error: {text}");

@@ -26,6 +26,42 @@ fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
 /// The columns of an entry, in [`entry_of`]'s order.
 const SELECT_ENTRIES: &str = "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit";
 
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the trail failed.
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// Writing the output failed (e.g. the reader of the pipe went away).
+    #[error("cannot write the output: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+impl From<sqlx::Error> for ExportError {
+    fn from(e: sqlx::Error) -> Self {
+        ExportError::State(StateError::Db(e))
+    }
+}
+
+impl From<csv::Error> for ExportError {
+    fn from(e: csv::Error) -> Self {
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => ExportError::Write(io),
+            other => ExportError::Write(std::io::Error::other(format!("{other:?}"))),
+        }
+    }
+}
+
+/// A CSV cell as written: a value that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return gets a leading apostrophe, so a spreadsheet shows it as text instead of running
+/// it as a formula (OWASP's advice for CSV injection). JSON Lines carries values exactly.
+fn cell(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{value}").into(),
+        _ => value.into(),
+    }
+}
+
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -57,7 +93,7 @@ pub async fn export(
     until: Option<&str>,
     format: Format,
     out: &mut dyn Write,
-) -> Result<u64, StateError> {
+) -> Result<u64, ExportError> {
     let mut q = format!("{SELECT_ENTRIES} WHERE 1 = 1");
     if since.is_some() {
         q.push_str(" AND at >= ?1");
@@ -79,37 +115,51 @@ pub async fn export(
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(COLUMNS).map_err(StateError::output)?;
+            w.write_record(COLUMNS)?;
             while let Some(row) = rows.try_next().await? {
                 let e = entry_of(&row)?;
                 let seq = e.seq.to_string();
                 w.write_record([
                     seq.as_str(),
-                    &e.at,
-                    &e.run_id,
-                    &e.rule,
-                    &e.database,
-                    &e.table,
-                    &e.action,
-                    &e.key,
-                    &e.legal_basis,
+                    &cell(&e.at),
+                    &cell(&e.run_id),
+                    &cell(&e.rule),
+                    &cell(&e.database),
+                    &cell(&e.table),
+                    &cell(&e.action),
+                    &cell(&e.key),
+                    &cell(&e.legal_basis),
                     &e.hash,
                     &e.prev_hash,
-                ])
-                .map_err(StateError::output)?;
+                ])?;
                 n += 1;
             }
-            w.flush().map_err(StateError::output)?;
+            w.flush()?;
         }
         Format::Jsonl => {
             while let Some(row) = rows.try_next().await? {
                 let e = entry_of(&row)?;
-                serde_json::to_writer(&mut *out, &e).map_err(StateError::output)?;
-                out.write_all(b"\n").map_err(StateError::output)?;
+                serde_json::to_writer(&mut *out, &e).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
                 n += 1;
             }
         }
     }
-    out.flush().map_err(StateError::output)?;
+    out.flush()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_are_written_as_text() {
+        for v in ["=HYPERLINK(\"x\")", "+1", "-5", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(cell(v), format!("'{v}"));
+        }
+        for v in ["42", "rejected-applicants", "", "a=b"] {
+            assert_eq!(cell(v), v);
+        }
+    }
 }

@@ -201,13 +201,34 @@ pub fn verify_file(path: &Path) -> Result<Verdict, StateError> {
     })
 }
 
-/// Opens the state database read-only.
+/// Opens the state database read-only. A WAL database in a directory this process may not
+/// write (a read-only mount, an auditor's copy owned by someone else) cannot be opened for
+/// shared reading; nobody can be writing it there either, so it is then read as immutable.
 fn open(path: &Path) -> Result<rusqlite::Connection, StateError> {
-    rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| StateError::Io(format!("cannot open {}: {e}", path.display())))
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let cannot =
+        |e: rusqlite::Error| StateError::Io(format!("cannot open {}: {e}", path.display()));
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(cannot)?;
+    if conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .is_ok()
+    {
+        return Ok(conn);
+    }
+    drop(conn);
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    rusqlite::Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(cannot)
+}
+
+/// `path` escaped for a SQLite `file:` URI.
+fn uri_path(path: &Path) -> String {
+    path.to_string_lossy()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
 }
 
 fn fail(e: rusqlite::Error) -> StateError {

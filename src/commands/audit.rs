@@ -10,7 +10,7 @@ pub use crate::audit::export::Format as ExportFormat;
 
 /// The state database if a pass ever created it (read-only commands never create one).
 async fn open_state(config: &Config) -> Result<Option<State>, CommandError> {
-    State::open_existing(&config.daemon.state_dir)
+    State::open_read_only(&config.daemon.state_dir)
         .await
         .map_err(CommandError::runtime)
 }
@@ -75,7 +75,11 @@ pub async fn export_trail(
     let mut out = std::io::BufWriter::new(out);
     let r = export::export(&state, since.as_deref(), until.as_deref(), format, &mut out).await;
     state.close().await;
-    r.map_err(CommandError::runtime)?;
+    match r {
+        Ok(_) => {}
+        Err(export::ExportError::Write(e)) => return Err(CommandError::Output(e)),
+        Err(e) => return Err(CommandError::runtime(e)),
+    }
     std::io::Write::flush(&mut out)?;
     Ok(Status::Success)
 }

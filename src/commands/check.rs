@@ -53,6 +53,10 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
         config.databases.len()
     )?;
     failed |= write_plan(&planned, out)?;
+    let in_doubt = super::batches_in_doubt(&config).await;
+    if in_doubt > 0 {
+        writeln!(out, "{}", super::in_doubt_note(in_doubt))?;
+    }
     Ok(Status::from_failed(failed))
 }
 

@@ -93,6 +93,24 @@ pub fn load(path: &Path) -> Result<Config, CommandError> {
     Ok(config::load(path)?)
 }
 
+/// How many batches an interrupted pass left in doubt (0 if no pass ever ran, or the state
+/// database cannot be read: `check` and `plan` inform, they do not fail on it).
+pub async fn batches_in_doubt(config: &Config) -> usize {
+    match crate::state::State::open_read_only(&config.daemon.state_dir).await {
+        Ok(Some(state)) => {
+            let n = state.pending().await.map(|p| p.len()).unwrap_or(0);
+            state.close().await;
+            n
+        }
+        _ => 0,
+    }
+}
+
+/// The note `check` and `plan` print when batches are in doubt.
+pub fn in_doubt_note(n: usize) -> String {
+    format!("note: {n} batches from an interrupted pass are in doubt; the next pass (or the daemon's start) settles them against their databases before anything else")
+}
+
 /// What a stop signal does to a running command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnStop {

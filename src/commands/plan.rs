@@ -36,9 +36,10 @@ pub async fn plan(
     let planned = plan_rules(&prepared, at, config.daemon.timezone).await;
     prepared.close().await;
     let failed = planned.iter().any(|p| p.error.is_some());
+    let in_doubt = super::batches_in_doubt(&config).await;
     match format {
         Format::Json => {
-            let doc = serde_json::json!({ "at": at.to_rfc3339(), "rules": planned });
+            let doc = serde_json::json!({ "at": at.to_rfc3339(), "rules": planned, "batches_in_doubt": in_doubt });
             let text = serde_json::to_string_pretty(&doc)
                 .map_err(|e| CommandError::runtime(format!("cannot encode the plan: {e}")))?;
             writeln!(out, "{text}")?;
@@ -51,6 +52,9 @@ pub async fn plan(
                 config.daemon.timezone
             )?;
             write_plan(&planned, out)?;
+            if in_doubt > 0 {
+                writeln!(out, "{}", super::in_doubt_note(in_doubt))?;
+            }
         }
     }
     Ok(Status::from_failed(failed))
@@ -76,7 +80,8 @@ pub(super) fn write_plan(planned: &[PlannedRule], out: Out<'_>) -> std::io::Resu
                     } else {
                         ""
                     };
-                    format!(" (keys {}{more})", p.sample_keys.join(", "))
+                    let keys: Vec<String> = p.sample_keys.iter().map(|k| printable(k)).collect();
+                    format!(" (keys {}{more})", keys.join(", "))
                 };
                 let mode = if p.mode == Mode::Report {
                     " [report only]"
@@ -106,4 +111,29 @@ pub(super) fn write_plan(planned: &[PlannedRule], out: Out<'_>) -> std::io::Resu
         }
     }
     Ok(failed)
+}
+
+/// `s` with control characters escaped (`\n`, `\u{1b}`): a key is data from the database,
+/// and must not move the cursor, clear the screen or forge a line on the operator's terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn keys_with_control_characters_are_escaped() {
+        assert_eq!(printable("a\u{1b}[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
+        assert_eq!(printable("jan-42 é"), "jan-42 é");
+    }
 }

@@ -2,18 +2,22 @@
 //! errors come from here, each with file, line and key; a config that loads is safe to act on
 //! (as far as it can be known without the databases — see `db::schema` for the rest).
 
+mod dialect;
 mod error;
+mod filter;
 mod ident;
 mod model;
 mod moment;
 mod period;
 mod raw;
 
+pub use dialect::Dialect;
 pub use error::{ConfigError, ConfigProblem, Lines};
+pub use filter::{Filter, MAX_FILTER_CHARS};
 pub use ident::{Ident, TableName};
 pub use model::{
-    mask_url, Action, ActionKind, Config, Daemon, DatabaseSpec, Dialect, EmailSettings, FlagValue,
-    Hold, KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Strategy, Timeouts,
+    mask_url, Action, ActionKind, Config, Daemon, DatabaseSpec, EmailSettings, FlagValue, Hold,
+    KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Strategy, Timeouts,
 };
 pub use moment::Moment;
 pub use period::{parse_pause, Cutoff, Period};
@@ -425,9 +429,13 @@ impl Validator<'_> {
         let table = TableName::parse(h.table.get_ref())
             .map_err(|m| self.err(&h.table, key("table"), m))
             .ok();
-        let filter = check_filter(h.filter.get_ref())
-            .map_err(|m| self.err(&h.filter, key("filter"), m))
-            .ok();
+        // Parsed in the dialect of the hold's database; an unknown database was reported
+        // above, and then there is no grammar to read the filter with.
+        let filter = dbs.get(h.database.get_ref()).and_then(|db| {
+            Filter::parse(h.filter.get_ref(), db.dialect)
+                .map_err(|m| self.err(&h.filter, key("filter"), m))
+                .ok()
+        });
         let until = match &h.until {
             None => Some(None),
             Some(u) => match Moment::parse(u.get_ref(), tz).map(|m| m.at) {
@@ -438,13 +446,12 @@ impl Validator<'_> {
                 }
             },
         };
-        filter?;
         Some(Hold {
             name: hn.clone(),
             reason: h.reason.into_inner(),
             database: h.database.into_inner(),
             table: table?,
-            filter: h.filter.into_inner(),
+            filter: filter?,
             until: until?,
             line,
         })
@@ -542,11 +549,14 @@ impl Validator<'_> {
                 .map_err(|m| self.err(a, key("expires.after"), m))
                 .ok(),
         };
-        let filter = match r.filter {
-            None => Some(None),
-            Some(f) => check_filter(f.get_ref())
-                .map(|()| Some(f.get_ref().clone()))
-                .map_err(|m| self.err(&f, key("filter"), m))
+        // Parsed in the dialect of the rule's database; an unknown database was reported
+        // above, and then there is no grammar to read the filter with.
+        let filter = match (&r.filter, dbs.get(r.database.get_ref())) {
+            (None, _) => Some(None),
+            (Some(_), None) => None,
+            (Some(f), Some(db)) => Filter::parse(f.get_ref(), db.dialect)
+                .map(Some)
+                .map_err(|m| self.err(f, key("filter"), m))
                 .ok(),
         };
         let action = self.action(&r.action, r.anonymize, r.flag, &key);
@@ -752,42 +762,6 @@ fn is_plain_name(s: &str) -> bool {
         && s.len() <= 100
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// A filter is trusted operator SQL, but it must be one boolean expression: no statement
-/// separator and no comment that could swallow the rest of retentiond's own condition.
-fn check_filter(f: &str) -> Result<(), String> {
-    if f.trim().is_empty() {
-        return Err("is empty; remove the key or write a condition".into());
-    }
-    let mut quote: Option<char> = None;
-    let mut prev = ' ';
-    for c in f.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None => match c {
-                '\'' | '"' | '`' => quote = Some(c),
-                ';' => {
-                    return Err("contains ';': a filter is one condition, not a statement".into())
-                }
-                '-' if prev == '-' => {
-                    return Err(
-                        "contains a '--' comment, which would hide the rest of the condition"
-                            .into(),
-                    )
-                }
-                '*' if prev == '/' => return Err("contains a '/*' comment; remove it".into()),
-                '#' => return Err("contains '#', a comment in MySQL; remove it".into()),
-                _ => {}
-            },
-        }
-        prev = c;
-    }
-    if quote.is_some() {
-        return Err("has an unclosed quote".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

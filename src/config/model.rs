@@ -1,6 +1,8 @@
 //! The validated config: what the rest of retentiond works with. A value of these types
 //! exists only if it passed validation, so downstream code never re-checks strings.
 
+use super::dialect::Dialect;
+use super::filter::Filter;
 use super::ident::{Ident, TableName};
 use super::period::Period;
 use chrono_tz::Tz;
@@ -90,19 +92,6 @@ pub struct Daemon {
     pub language: Language,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
-}
-
-/// Which SQL dialect a database speaks, parsed once from its URL scheme. The one type for
-/// "which engine" everywhere: the SQL each dialect needs is written in `db::dialect` (an
-/// inherent `impl Dialect` there), so nothing outside `db` tests the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `postgres://` or `postgresql://`.
-    Postgres,
-    /// `mysql://` or `mariadb://`.
-    MySql,
-    /// `sqlite://PATH`.
-    Sqlite,
 }
 
 /// Where a database password comes from. Never stored in the main config file.
@@ -335,8 +324,8 @@ pub struct Hold {
     pub database: String,
     /// The table.
     pub table: TableName,
-    /// Which records it holds, in the database's own SQL.
-    pub filter: String,
+    /// Which records it holds: one condition in the database's own SQL, as re-rendered.
+    pub filter: Filter,
     /// When it ends, if it does.
     pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// The line of the `[[hold]]`.
@@ -357,7 +346,11 @@ impl Hold {
         for part in [
             self.database.as_str(),
             &self.table.to_string(),
-            &self.filter,
+            // The re-rendered SQL, not the text as written: what the hold really covers, so
+            // re-spacing or re-casing a filter is no change. A hold written otherwise than
+            // its rendering (`x in (1,2)` → `x IN (1, 2)`) records one `hold-change` after
+            // the upgrade that began to parse filters; its records stay held throughout.
+            self.filter.sql(),
             &self.until.map(|u| u.to_rfc3339()).unwrap_or_default(),
         ] {
             h.update((part.len() as u64).to_be_bytes());
@@ -382,8 +375,9 @@ pub struct Rule {
     pub table: TableName,
     /// The primary (or unique) key column.
     pub key: Ident,
-    /// Trusted operator SQL narrowing the rule, in the database's own dialect.
-    pub filter: Option<String>,
+    /// Trusted operator SQL narrowing the rule: one condition in the database's own
+    /// dialect, as re-rendered.
+    pub filter: Option<Filter>,
     /// The column whose value starts the retention period. NULL never expires.
     pub since: Ident,
     /// How long after `since` the record expires.

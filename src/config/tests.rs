@@ -157,6 +157,55 @@ fn filters_with_statements_or_comments_are_refused() {
 }
 
 #[test]
+fn a_filter_is_parsed_in_its_databases_dialect_and_kept_as_rendered() {
+    // Backticks quote a name in MySQL, and mean nothing to PostgreSQL.
+    let backticks = GOOD.replace("decision = 'rejected'", "`decision`='rejected'");
+    let p = only_problem(&backticks);
+    assert_eq!(
+        (p.line, p.key.as_str()),
+        (
+            line_of(GOOD, "filter ="),
+            "rule \"rejected-applicants\" → filter"
+        )
+    );
+    assert!(p.message.contains("is not one SQL condition"), "{p}");
+    let on_mysql = backticks.replacen("database = \"hr\"", "database = \"crm\"", 1);
+    let c = load(&on_mysql).unwrap_or_else(|e| panic!("{e}"));
+    let f = c.rules[0].filter.as_ref().expect("a filter");
+    assert_eq!(
+        (f.sql(), f.dialect()),
+        ("`decision` = 'rejected'", Dialect::MySql)
+    );
+}
+
+#[test]
+fn a_hold_filter_is_one_condition_and_its_fingerprint_follows_the_rendered_sql() {
+    let hold = |filter: &str, database: &str| {
+        format!(
+            "{GOOD}\n[[hold]]\nname = \"case-17\"\nreason = \"Case 17\"\ndatabase = \"{database}\"\n\
+             table = \"applicants\"\nfilter = \"{filter}\"\n"
+        )
+    };
+    let src = hold("id = 1) OR (id = 2", "hr");
+    let p = only_problem(&src);
+    assert_eq!(p.line, line_of(&src, "filter = \"id"), "{p}");
+    assert_eq!(p.key, "hold \"case-17\" → filter");
+    // An unknown database is the one problem: there is no dialect to read the filter in.
+    let p = only_problem(&hold("id = 1) OR (id = 2", "nowhere"));
+    assert!(p.message.contains("unknown database"), "{p}");
+    let spaced = load(&hold("id in (1,2)", "hr")).unwrap_or_else(|e| panic!("{e}"));
+    let tidy = load(&hold("id IN (1, 2)", "hr")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spaced.holds[0].filter.sql(), "id IN (1, 2)");
+    assert_eq!(
+        spaced.holds[0].fingerprint(),
+        tidy.holds[0].fingerprint(),
+        "re-spacing a filter is no change of the hold"
+    );
+    let other = load(&hold("id IN (1, 3)", "hr")).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(spaced.holds[0].fingerprint(), other.holds[0].fingerprint());
+}
+
+#[test]
 fn actions_need_their_settings_and_nothing_else() {
     let p = only_problem(&GOOD.replace("action = \"delete\"", "action = \"purge\""));
     assert!(p.message.contains("not an action"), "{p}");

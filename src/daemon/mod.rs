@@ -9,7 +9,7 @@ pub mod schedule;
 
 use crate::config::{self, Config};
 use crate::engine::outcome::RunSummary;
-use crate::engine::pass::{run_pass, PassError, PassOptions};
+use crate::engine::pass::{run_pass, settle, PassError, PassOptions};
 use crate::engine::prepare::prepare;
 use crate::signal::{Listener, SignalTo, Stop};
 use crate::state::{State, StateError};
@@ -84,12 +84,23 @@ pub fn next_due(config: &Config, now: DateTime<Utc>) -> Option<Due> {
     })
 }
 
-/// Rules whose schedule ticked since they last ran (the daemon was down): due now, once.
-async fn missed(config: &Config, state: &State, now: DateTime<Utc>) -> Vec<String> {
+/// Rules whose schedule ticked since they last ran (the daemon was down), or whose last
+/// pass was interrupted (`interrupted`: the start times of passes that never finished):
+/// due now, once.
+async fn missed(
+    config: &Config,
+    state: &State,
+    now: DateTime<Utc>,
+    interrupted: &[String],
+) -> Vec<String> {
     let mut out = Vec::new();
     for rule in &config.rules {
-        let last = state.rule_last_started(&rule.name).await.ok().flatten();
-        let Some(last) = last.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()) else {
+        let last_text = state.rule_last_started(&rule.name).await.ok().flatten();
+        if last_text.as_ref().is_some_and(|t| interrupted.contains(t)) {
+            out.push(rule.name.clone());
+            continue;
+        }
+        let Some(last) = last_text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()) else {
             continue;
         };
         if schedule::missed(
@@ -157,11 +168,12 @@ pub async fn run(
 
 impl Daemon<'_> {
     async fn serve(&mut self) -> Result<Ended, DaemonError> {
-        let caught_up = missed(&self.config, &self.state, Utc::now()).await;
+        let interrupted = self.settle_at_start().await;
+        let caught_up = missed(&self.config, &self.state, Utc::now(), &interrupted).await;
         let mut due = if caught_up.is_empty() {
             next_due(&self.config, Utc::now())
         } else {
-            tracing::info!(rules = ?caught_up, "a pass was due while retentiond was down: running it now");
+            tracing::info!(rules = ?caught_up, "a pass was due or interrupted while retentiond was down: running it now");
             Some(Due {
                 at: Utc::now(),
                 rules: caught_up,
@@ -201,6 +213,31 @@ impl Daemon<'_> {
                 }
             }
             due = next_due(&self.config, Utc::now());
+        }
+    }
+
+    /// Before anything else: settle the batches an interrupted pass left in doubt (so that
+    /// what a killed daemon deleted is audited now, not at the next tick). Returns the start
+    /// times of interrupted passes. A failure here is logged; the first pass tries again.
+    async fn settle_at_start(&mut self) -> Vec<String> {
+        match settle(&self.config, &self.state).await {
+            Ok(s) => {
+                let r = &s.reconciled;
+                if r.confirmed_batches + r.dropped_batches > 0 || !r.unresolved.is_empty() {
+                    tracing::warn!(
+                        confirmed_batches = r.confirmed_batches,
+                        confirmed_entries = r.confirmed_entries,
+                        dropped_batches = r.dropped_batches,
+                        unresolved = r.unresolved.len(),
+                        "settled the batches an interrupted pass left in doubt"
+                    );
+                }
+                s.interrupted_starts
+            }
+            Err(e) => {
+                tracing::error!(error = %e.to_string().trim(), "could not settle the batches in doubt at start; the next pass tries again");
+                Vec::new()
+            }
         }
     }
 

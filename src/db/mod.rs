@@ -446,6 +446,13 @@ where
 /// SQLSTATEs worth a retry: serialization failure, deadlock, lock not available, query
 /// canceled (statement timeout), MariaDB statement timeout.
 const TRANSIENT_SQLSTATES: [&str; 5] = ["40001", "40P01", "55P03", "57014", "70100"];
+
+/// SQLSTATE classes worth a retry: `08` (connection exceptions) and `57P0x` (the server
+/// ended the session: `pg_terminate_backend`, a restart or a fail-over — what MariaDB's
+/// `KILL` is to MySQL).
+fn transient_sqlstate(code: &str) -> bool {
+    TRANSIENT_SQLSTATES.contains(&code) || code.starts_with("08") || code.starts_with("57P0")
+}
 /// MySQL/MariaDB error numbers worth a retry: lock wait timeout, deadlock, query
 /// interrupted, statement time exceeded (MariaDB, MySQL).
 const TRANSIENT_MYSQL: [u16; 5] = [1205, 1213, 1317, 1969, 3024];
@@ -464,9 +471,7 @@ fn query_error(database: &str, e: sqlx::Error) -> DbError {
             let mysql = d
                 .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
                 .is_some_and(|m| TRANSIENT_MYSQL.contains(&m.number()));
-            let sqlstate = d
-                .code()
-                .is_some_and(|c| TRANSIENT_SQLSTATES.contains(&c.as_ref()));
+            let sqlstate = d.code().is_some_and(|c| transient_sqlstate(&c));
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes.
             let sqlite = d
                 .try_downcast_ref::<sqlx::sqlite::SqliteError>()
@@ -488,4 +493,21 @@ fn query_error(database: &str, e: sqlx::Error) -> DbError {
 /// Removes the URL (which may hold a password) from a driver message.
 fn scrub(message: &str, url: &str) -> String {
     message.replace(url, &crate::config::mask_url(url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_ended_by_the_server_or_a_lost_connection_is_retried() {
+        for code in [
+            "57P01", "57P02", "57P03", "08006", "08003", "40P01", "57014",
+        ] {
+            assert!(transient_sqlstate(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22007", "57000"] {
+            assert!(!transient_sqlstate(code), "{code}");
+        }
+    }
 }

@@ -70,7 +70,7 @@ pub async fn covered(db: &Db, hold: &Hold) -> Result<i64, DbError> {
     sql.push("SELECT COUNT(*) FROM ")
         .push(&db.dialect.table(&hold.table))
         .push(" WHERE COALESCE((")
-        .push(&hold.filter)
+        .push(hold.filter.sql())
         .push("), TRUE)");
     db.fetch_i64(&sql).await
 }

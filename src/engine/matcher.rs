@@ -144,13 +144,13 @@ impl Matcher<'_> {
             }
         }
         if let Some(f) = &self.rule.filter {
-            sql.push(" AND (").push(f).push(")");
+            sql.push(" AND (").push(f.sql()).push(")");
         }
         if holds == Holds::Apply {
             // A hold whose filter is NULL for a record holds it: when in doubt, keep.
             for h in self.active_holds(when) {
                 sql.push(" AND NOT COALESCE((")
-                    .push(&h.filter)
+                    .push(h.filter.sql())
                     .push("), TRUE)");
             }
         }
@@ -174,7 +174,7 @@ impl Matcher<'_> {
         for ((r, kind), cutoff) in self.rivals.iter().zip(&when.rivals) {
             sql.push(" AND NOT (");
             if let Some(f) = &r.filter {
-                sql.push("COALESCE((").push(f).push("), TRUE) AND ");
+                sql.push("COALESCE((").push(f.sql()).push("), TRUE) AND ");
             }
             sql.push("NOT COALESCE((");
             d.push_expired(sql, &d.ident(&r.since), *kind, cutoff);
@@ -190,7 +190,7 @@ impl Matcher<'_> {
             .push(" WHERE ");
         self.push_condition(&mut sql, when, Holds::Ignore);
         sql.push(" AND COALESCE((")
-            .push(&hold.filter)
+            .push(hold.filter.sql())
             .push("), TRUE)");
         sql
     }

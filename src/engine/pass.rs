@@ -6,7 +6,7 @@
 use super::execute::{execute_rule, Context};
 use super::hasher::Hasher;
 use super::matcher::Matcher;
-use super::outcome::{Failure, PassStatus, RuleOutcome, RuleStatus, RunSummary};
+use super::outcome::{Failure, PassStatus, Reconciled, RuleOutcome, RuleStatus, RunSummary};
 use super::plan::{brake, evaluate};
 use super::prepare::{prepare, Readiness};
 use super::reconcile::reconcile;
@@ -41,6 +41,30 @@ pub struct PassOptions {
     pub confirm: Option<u64>,
 }
 
+/// The least free space in the state directory for a pass to start: room for the run's
+/// rows, a few batches' intents and entries, and SQLite's journal.
+pub const MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// What one audit entry costs in the state directory, generously: the row, its index
+/// entry, and its copy in the write-ahead log until the next checkpoint.
+const BYTES_PER_ENTRY: u64 = 1024;
+
+/// Whether the state directory has room to audit `records` more records (besides the
+/// floor); `Err` says how much is missing, in words.
+fn room_for(state: &State, records: u64) -> Result<(), String> {
+    let free = state.free_space().map_err(|e| e.to_string())?;
+    let needed = MIN_FREE_BYTES.saturating_add(records.saturating_mul(BYTES_PER_ENTRY));
+    if free >= needed {
+        return Ok(());
+    }
+    Err(format!(
+        "the state directory {} has {} MB free, and auditing {records} records needs about {} MB; nothing was done. Free some space there; the next pass carries on",
+        state.dir().display(),
+        free >> 20,
+        needed.div_ceil(1 << 20)
+    ))
+}
+
 /// A new pass id: its UTC start and a random suffix, so ids never repeat even if the
 /// state database is recreated (journal rows in target databases are keyed by it).
 pub fn new_run_id(at: DateTime<Utc>) -> String {
@@ -48,6 +72,29 @@ pub fn new_run_id(at: DateTime<Utc>) -> String {
     // Without randomness the time alone still orders runs; collisions need the same second.
     let _ = getrandom::getrandom(&mut r);
     format!("{}-{}", at.format("%Y%m%dT%H%M%SZ"), hex::encode(r))
+}
+
+/// What was left of interrupted passes, settled before anything else.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    /// Batches in doubt, settled against their databases' journals.
+    pub reconciled: Reconciled,
+    /// Start times of passes that never finished: rules that last started then are due.
+    pub interrupted_starts: Vec<String>,
+}
+
+/// Settles what interrupted passes left behind: closes their runs and settles their
+/// batches in doubt (each becomes audit entries, or is dropped), under the pass lock. Every
+/// pass starts with it; the daemon also runs it the moment it starts, so that records a
+/// killed daemon deleted are audited within seconds of the restart, not at the next tick.
+pub async fn settle(config: &Config, state: &State) -> Result<Settled, PassError> {
+    let _lock = state.lock_pass()?;
+    let interrupted_starts = state.close_interrupted_runs().await?;
+    let reconciled = reconcile(config, state).await?;
+    Ok(Settled {
+        reconciled,
+        interrupted_starts,
+    })
 }
 
 /// Runs one pass.
@@ -58,6 +105,7 @@ pub async fn run_pass(
     stop: &CancellationToken,
 ) -> Result<RunSummary, PassError> {
     let _lock = state.lock_pass()?;
+    room_for(state, 0).map_err(PassError::Other)?;
     state.close_interrupted_runs().await?;
     let reconciled = reconcile(config, state).await?;
     let prepared = prepare(config, &options.rules).await?;
@@ -82,8 +130,18 @@ pub async fn run_pass(
     let hold_events = super::holds::sync(config, state, &run_id, started).await?;
     let batch_counter = AtomicU64::new(0);
     let mut outcomes = Vec::new();
+    // Once an intent or an audit entry could not be written, no further batch may act in
+    // this pass, on any rule: the rest of the pass is refused, each rule saying why.
+    let mut audit_failed: Option<String> = None;
     for (rule, readiness) in &prepared.rules {
         let outcome = match (readiness, prepared.db(rule)) {
+            _ if audit_failed.is_some() => RuleOutcome::new(rule).fail(
+                Failure::Audit,
+                format!(
+                    "not run: earlier in this pass the audit trail could not be written ({}); no batch acts unaudited",
+                    audit_failed.as_deref().unwrap_or_default()
+                ),
+            ),
             (Readiness::Ready(m), Some(db)) => {
                 let ctx = Context {
                     db,
@@ -111,6 +169,9 @@ pub async fn run_pass(
             ),
         };
         tracing::info!(rule = %outcome.rule, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
+        if outcome.failure == Some(Failure::Audit) && audit_failed.is_none() {
+            audit_failed = outcome.error.clone();
+        }
         outcomes.push(outcome);
     }
     prepared.close().await;
@@ -182,6 +243,10 @@ async fn run_rule(
                 return o;
             }
         }
+    }
+    if let Err(why) = room_for(ctx.state, e.matched) {
+        tracing::error!(rule = %rule.name, "{why}");
+        return o.fail(Failure::Audit, why);
     }
     execute_rule(m, &when, e.matched, ctx, &mut o).await;
     o

@@ -15,7 +15,12 @@ pub fn reports_dir(config: &Config) -> PathBuf {
 
 /// Saves the report as HTML, text and JSON; returns the HTML path.
 pub fn save(dir: &Path, report: &Report) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut html = PathBuf::new();
     for (format, ext) in [
         (Format::Html, "html"),
@@ -23,13 +28,27 @@ pub fn save(dir: &Path, report: &Report) -> Result<PathBuf, String> {
         (Format::Json, "json"),
     ] {
         let path = dir.join(format!("{}.{ext}", report.run_id));
-        std::fs::write(&path, render(report, format)?)
+        write_private(&path, render(report, format)?.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         if format == Format::Html {
             html = path;
         }
     }
     Ok(html)
+}
+
+/// Writes `bytes` to `path`, created with mode 0640 (readable by the service's group, for
+/// whoever mails or serves reports; never by everyone).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// Removes saved reports older than `keep_days` (by the date their name starts with).

@@ -34,23 +34,13 @@ impl State {
     pub async fn write_intent(&self, i: &Intent) -> Result<(), StateError> {
         let keys = serde_json::to_string(&i.keys).map_err(StateError::io)?;
         let mut conn = self.pool.acquire().await?;
-        // Whatever a confirm left on this connection: an intent is always fsynced.
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
-            .bind(&i.batch_id)
-            .bind(&i.run_id)
-            .bind(&i.rule)
-            .bind(&i.database)
-            .bind(&i.table)
-            .bind(&i.action)
-            .bind(&i.legal_basis)
-            .bind(keys)
-            .bind(&i.created_at)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+        let written = insert_intent(&mut conn, i, &keys).await;
+        if written.is_err() {
+            // Never hand a connection a failed write may have left mid-transaction back to
+            // the pool: every later write on it would fail too.
+            let _ = conn.close().await;
+        }
+        written
     }
 
     /// The batch did not commit: its intent is dropped, no entry is written.
@@ -84,4 +74,29 @@ impl State {
             })
             .collect()
     }
+}
+
+/// The intent's row, fsynced.
+async fn insert_intent(
+    conn: &mut sqlx::SqliteConnection,
+    i: &Intent,
+    keys: &str,
+) -> Result<(), StateError> {
+    // Whatever an append left on this connection: an intent is always fsynced.
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+        .bind(&i.batch_id)
+        .bind(&i.run_id)
+        .bind(&i.rule)
+        .bind(&i.database)
+        .bind(&i.table)
+        .bind(&i.action)
+        .bind(&i.legal_basis)
+        .bind(keys)
+        .bind(&i.created_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -29,20 +29,12 @@ pub enum StateError {
     /// Files around it.
     #[error("state directory: {0}")]
     Io(String),
-    /// Writing the output (stdout) failed, e.g. the reader went away.
-    #[error("cannot write the output: {0}")]
-    Output(String),
     /// Another pass holds the lock.
     #[error("another retentiond pass is running on state directory {0} (it holds retentiond.lock); wait for it to finish")]
     Busy(PathBuf),
 }
 
 impl StateError {
-    /// Wraps an output error.
-    pub fn output(e: impl std::fmt::Display) -> Self {
-        StateError::Output(e.to_string())
-    }
-
     /// Wraps an I/O-like error.
     pub fn io(e: impl std::fmt::Display) -> Self {
         StateError::Io(e.to_string())
@@ -111,6 +103,94 @@ CREATE TABLE IF NOT EXISTS pending (
 );
 ";
 
+/// The state schema this build writes (`PRAGMA user_version`). 0 is a database from before
+/// versions were recorded (the same schema as 1).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Whether a query runs on `pool` (a read-only WAL database may open and fail at the first
+/// read).
+async fn readable(pool: &SqlitePool) -> bool {
+    sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+        .fetch_one(pool)
+        .await
+        .is_ok()
+}
+
+/// Creates `dir` (and its parents) with mode 0750 where missing.
+fn create_private_dir(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
+        .map_err(|e| {
+            StateError::Io(format!(
+                "cannot create {}: {e}; create it or set [daemon] state_dir",
+                dir.display()
+            ))
+        })
+}
+
+/// How the state database is opened for a pass: WAL, full fsync (an intent must be on disk
+/// before the target commits), a generous busy timeout.
+fn options(file: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(false)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+        // Checkpoints copy the WAL into the database file and fsync it; at SQLite's
+        // default (every 4 MB) a large pass did one every ~10 batches, and each stalled
+        // the disk under the application's own commits. Every 64 MB instead.
+        .pragma("wal_autocheckpoint", "16384")
+}
+
+/// Creates a new state database at `file` whole: built under a temporary name (0600) and
+/// renamed into place, so a reader never finds a `state.db` without its schema.
+async fn create_initialized(file: &Path) -> Result<(), StateError> {
+    let fresh = file.with_extension("db.new");
+    let _ = std::fs::remove_file(&fresh);
+    create_private_file(&fresh)?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options(&fresh))
+        .await?;
+    let built = async {
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .execute(&pool)
+            .await?;
+        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&pool)
+            .await
+    }
+    .await;
+    pool.close().await;
+    built?;
+    std::fs::rename(&fresh, file)
+        .map_err(|e| StateError::Io(format!("cannot create {}: {e}", file.display())))
+}
+
+/// Creates `file` empty with mode 0600 if it does not exist (SQLite gives its -wal and -shm
+/// files the same mode).
+fn create_private_file(file: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StateError::Io(format!(
+            "cannot create {}: {e}",
+            file.display()
+        ))),
+    }
+}
+
 /// The current time as stored everywhere in the state database: fixed-width RFC 3339 UTC,
 /// so that text order is time order.
 pub fn now_text() -> String {
@@ -129,41 +209,105 @@ pub struct PassLock {
 }
 
 impl State {
-    /// Opens (creating if needed) the state database in `dir`.
+    /// Opens (creating if needed) the state database in `dir`, for a pass. The directory
+    /// is created 0750 and `state.db` 0600: the trail holds no personal data, but its keys
+    /// and rule names are nobody else's business.
     pub async fn open(dir: &Path) -> Result<State, StateError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StateError::Io(format!(
-                "cannot create {}: {e}; create it or set [daemon] state_dir",
-                dir.display()
-            ))
-        })?;
-        let opts = SqliteConnectOptions::new()
-            .filename(dir.join("state.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            // Checkpoints copy the WAL into the database file and fsync it; at SQLite's
-            // default (every 4 MB) a large pass did one every ~10 batches, and each stalled
-            // the disk under the application's own commits. Every 64 MB instead.
-            .pragma("wal_autocheckpoint", "16384");
+        create_private_dir(dir)?;
+        let file = dir.join("state.db");
+        if !file.exists() {
+            create_initialized(&file).await?;
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
-            .connect_with(opts)
+            .connect_with(options(&file))
             .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(State {
+        let state = State {
             pool,
             dir: dir.to_owned(),
-        })
+        };
+        if let Err(e) = state.migrate().await {
+            state.close().await;
+            return Err(e);
+        }
+        Ok(state)
     }
 
-    /// Opens the state database only if it exists (read-only commands must not create one).
-    pub async fn open_existing(dir: &Path) -> Result<Option<State>, StateError> {
-        if !dir.join("state.db").exists() {
+    /// Opens the state database read-only, if it exists: what `audit verify`, `audit export`
+    /// and `report` use, so that an auditor can run them on a copy they cannot (or must not)
+    /// write — a read-only mount, another user's files. Never creates or changes anything.
+    pub async fn open_read_only(dir: &Path) -> Result<Option<State>, StateError> {
+        let file = dir.join("state.db");
+        if !file.exists() {
             return Ok(None);
         }
-        State::open(dir).await.map(Some)
+        let opts = SqliteConnectOptions::new()
+            .filename(&file)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = match SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts.clone())
+            .await
+        {
+            Ok(p) if readable(&p).await => p,
+            _ => {
+                // A WAL database on read-only media without its -shm file cannot be opened
+                // for shared reading; nobody can be writing it there, so read it as is.
+                SqlitePoolOptions::new()
+                    .max_connections(2)
+                    .connect_with(opts.immutable(true))
+                    .await?
+            }
+        };
+        let state = State {
+            pool,
+            dir: dir.to_owned(),
+        };
+        match state.check_version().await {
+            Ok(true) => Ok(Some(state)),
+            Ok(false) => {
+                state.close().await;
+                Err(StateError::Io(format!(
+                    "{} holds no audit trail: it is empty or not retentiond's state database",
+                    file.display()
+                )))
+            }
+            Err(e) => {
+                state.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates the schema where missing and records its version; refuses a state database
+    /// written by a newer retentiond (it may hold what this one would misread or drop).
+    async fn migrate(&self) -> Result<(), StateError> {
+        self.check_version().await?;
+        sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
+        sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the trail's tables are there; an error if the schema is newer than ours.
+    async fn check_version(&self) -> Result<bool, StateError> {
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&self.pool)
+            .await?;
+        if version > SCHEMA_VERSION {
+            return Err(StateError::Io(format!(
+                "{} was written by a newer retentiond (state schema {version}; this one knows up to {SCHEMA_VERSION}); run that version, or upgrade this one",
+                self.dir.join("state.db").display()
+            )));
+        }
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('audit', 'chain_head', 'runs')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(tables == 3)
     }
 
     /// The pool, for reading the trail (`audit export`).
@@ -174,6 +318,18 @@ impl State {
     /// The state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Bytes this process may still write in the state directory (what `df` shows as
+    /// available), so a pass can refuse to act on what it could not audit.
+    pub fn free_space(&self) -> Result<u64, StateError> {
+        let s = rustix::fs::statvfs(&self.dir).map_err(|e| {
+            StateError::Io(format!(
+                "cannot read the free space of {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
     }
 
     /// Takes the pass lock, or fails at once if another process holds it.

@@ -109,15 +109,22 @@ impl State {
         .map_err(StateError::Db)
     }
 
-    /// Marks passes that never finished (the process died) as interrupted.
-    pub async fn close_interrupted_runs(&self) -> Result<u64, StateError> {
-        let r = sqlx::query(
+    /// Marks passes that never finished (the process died) as interrupted, and returns
+    /// their start times: a rule that last started in one of them did not really run.
+    pub async fn close_interrupted_runs(&self) -> Result<Vec<String>, StateError> {
+        let mut tx = self.pool.begin().await?;
+        let starts: Vec<String> =
+            sqlx::query_scalar("SELECT started_at FROM runs WHERE finished_at IS NULL")
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query(
             "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE finished_at IS NULL",
         )
         .bind(now_text())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected())
+        tx.commit().await?;
+        Ok(starts)
     }
 
     /// Summaries of passes that started at or after `from` and before `until` (RFC 3339).

@@ -70,31 +70,47 @@ impl State {
         settles: Settles<'_>,
     ) -> Result<(), StateError> {
         let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-        let head = read_head(&mut tx).await?;
-        if head.as_ref() != entries.after {
-            return Err(StateError::Io(format!(
-                "the audit trail's head moved while entries were being chained (expected {:?}, found {:?}); another process is writing the trail",
-                entries.after.map(|h| h.seq),
-                head.map(|h| h.seq)
-            )));
+        let appended = append_on(&mut conn, entries, settles).await;
+        if appended.is_err() {
+            // A failed write (disk full, I/O error) may leave the connection inside its
+            // transaction; back in the pool it would fail every later write ("non-zero
+            // transaction depth"). Closed, the pool opens a fresh one when space returns.
+            let _ = conn.close().await;
         }
-        insert(&mut tx, entries).await?;
-        match settles {
-            Settles::Intent(batch_id) => {
-                sqlx::query("DELETE FROM pending WHERE batch_id = ?1")
-                    .bind(batch_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Settles::Hold(seen) => super::holds::upsert(&mut tx, seen).await?,
-        }
-        tx.commit().await?;
-        Ok(())
+        appended
     }
+}
+
+/// [`State::append`] on one connection, in one transaction.
+async fn append_on(
+    conn: &mut sqlx::SqliteConnection,
+    entries: &Chained<'_>,
+    settles: Settles<'_>,
+) -> Result<(), StateError> {
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let head = read_head(&mut tx).await?;
+    if head.as_ref() != entries.after {
+        return Err(StateError::Io(format!(
+            "the audit trail's head moved while entries were being chained (expected {:?}, found {:?}); another process is writing the trail",
+            entries.after.map(|h| h.seq),
+            head.map(|h| h.seq)
+        )));
+    }
+    insert(&mut tx, entries).await?;
+    match settles {
+        Settles::Intent(batch_id) => {
+            sqlx::query("DELETE FROM pending WHERE batch_id = ?1")
+                .bind(batch_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Settles::Hold(seen) => super::holds::upsert(&mut tx, seen).await?,
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, StateError> {

@@ -1,9 +1,7 @@
 //! Every class of bad config stops retentiond before it touches anything: exit 78 and a
 //! message naming the file, the line and the key.
 
-use crate::helpers::{
-    config_head, quoted, run, write_config, ConfigBuilder, Kind, RuleSpec, TestDb,
-};
+use crate::helpers::{quoted, run, ConfigBuilder, Kind, RuleSpec, TestDb};
 
 /// The valid config every case breaks in one place: two rules on `applicants`.
 fn valid(db: &TestDb) -> ConfigBuilder {
@@ -183,6 +181,6 @@ async fn an_unknown_rule_on_the_command_line_exits_2() {
     let Some(db) = TestDb::new(Kind::Sqlite).await else {
         return;
     };
-    let config = write_config(db.dir.path(), &config_head(&db));
+    let config = ConfigBuilder::new(&db).write(&db);
     run(&config, &["run", "--once", "--rule", "nope"]).assert_code(2);
 }

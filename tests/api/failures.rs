@@ -42,7 +42,7 @@ action = \"delete\"
         ),
     );
     let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    r.assert_code(1);
     assert!(
         r.stdout.contains("on-the-down-database") && r.stdout.contains("FAILED"),
         "{}",
@@ -67,9 +67,9 @@ action = \"delete\"
         )]
     );
     let check = run(&config, &["check"]);
-    assert_eq!(check.code, 1);
+    check.assert_code(1);
     let report = run(&config, &["report", "--last", "--format", "json"]);
-    assert_eq!(report.code, 0);
+    report.assert_code(0);
     for out in [
         &r.stdout,
         &r.stderr,
@@ -101,7 +101,7 @@ async fn a_missing_sqlite_file_is_reported_not_created() {
         ),
     );
     let r = run(&config, &["check"]);
-    assert_eq!(r.code, 1);
+    r.assert_code(1);
     assert!(r.stdout.contains("does not exist"), "{}", r.stdout);
     assert!(!missing.exists(), "retentiond never creates a database");
 }

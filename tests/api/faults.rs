@@ -3,7 +3,9 @@
 //! pass with a clear failure while the other databases' rules complete; the trail
 //! verifies, and the next pass finishes the job.
 
-use crate::helpers::{audit_keys, command, config_head, raw, run, write_config, Kind, TestDb};
+use crate::helpers::{
+    audit_keys, command, raw, run, ConfigBuilder, DatabaseEntry, Kind, RuleSpec, Run, TestDb,
+};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -26,26 +28,21 @@ async fn events(kind: Kind, n: i64) -> Option<TestDb> {
     Some(db)
 }
 
-fn events_rule(name: &str, database: &str, extra: &str) -> String {
-    format!("[[rule]]\nname = \"{name}\"\nlegal_basis = \"test\"\ndatabase = \"{database}\"\ntable = \"events\"\nkey = \"id\"\nexpires = {{ since = \"happened_at\", after = \"1 year\" }}\naction = \"delete\"\nmax_fraction = 1.0\n{extra}\n")
+fn events_rule(name: &str, database: &str) -> RuleSpec {
+    let mut rule = RuleSpec::delete(name, "events", "happened_at")
+        .after("1 year")
+        .max_fraction(1.0);
+    rule.database = database.into();
+    rule
 }
 
 async fn a_foreground_lock_does_not_stall_the_pass(kind: Kind) {
     let Some(db) = events(kind, 20).await else {
         return;
     };
-    let head = config_head(&db).replace("\n\n[[", "\n[[").replacen(
-        &format!("url = \"{}\"\n", db.url),
-        &format!("url = \"{}\"\nlock_timeout = \"1 s\"\n", db.url),
-        1,
-    );
-    let config = write_config(
-        db.dir.path(),
-        &format!(
-            "{head}{}",
-            events_rule("old-events", "main", "batch_size = 5")
-        ),
-    );
+    let mut config = ConfigBuilder::new(&db).rule(events_rule("old-events", "main").batch_size(5));
+    config.databases = vec![DatabaseEntry::new("main", &db.url).option("lock_timeout", "1 s")];
+    let config = config.write(&db);
     // A foreground transaction holds a row lock on expired record 7 for the whole pass.
     let mut foreground = db.db.begin().await.expect("begin");
     foreground
@@ -64,7 +61,7 @@ async fn a_foreground_lock_does_not_stall_the_pass(kind: Kind) {
         "the pass stalled for {:?}",
         started.elapsed()
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.assert_code(0);
     assert!(
         r.stdout.contains("left for the next pass: 1"),
         "{}",
@@ -76,7 +73,7 @@ async fn a_foreground_lock_does_not_stall_the_pass(kind: Kind) {
     );
     drop(foreground.commit().await);
     let config = db.dir.path().join("retentiond.toml");
-    assert_eq!(run(&config, &["run", "--once"]).code, 0);
+    run(&config, &["run", "--once"]).assert_code(0);
     assert_eq!(
         db.count("SELECT COUNT(*) FROM events").await,
         0,
@@ -149,16 +146,22 @@ async fn a_connection_cut_mid_pass_fails_cleanly_and_the_next_pass_finishes() {
     );
     let proxy = Proxy::start(target).await;
     let proxied = pg.url.replace("127.0.0.1:5432", &proxy.addr.to_string());
-    let config = write_config(
-        pg.dir.path(),
-        &format!(
-            "[daemon]\nstate_dir = \"{}\"\ntimezone = \"Europe/Brussels\"\n\n[databases.pg]\nurl = \"{proxied}\"\nconnect_timeout = \"1 s\"\nlock_timeout = \"1 s\"\n\n[databases.lite]\nurl = \"{}\"\n\n{}{}",
-            pg.state_dir().display(),
-            lite.url,
-            events_rule("pg-events", "pg", "batch_size = 10\nbatch_pause = \"5 ms\""),
-            events_rule("lite-events", "lite", ""),
-        ),
-    );
+    let mut config = ConfigBuilder::new(&pg);
+    config.schedule = None;
+    config.report_language = None;
+    config.databases = vec![
+        DatabaseEntry::new("pg", &proxied)
+            .option("connect_timeout", "1 s")
+            .option("lock_timeout", "1 s"),
+        DatabaseEntry::new("lite", &lite.url),
+    ];
+    config.rules = vec![
+        events_rule("pg-events", "pg")
+            .batch_size(10)
+            .batch_pause("5 ms"),
+        events_rule("lite-events", "lite"),
+    ];
+    let config = config.write(&pg);
     let child = command(&config, &["run", "--once"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -177,8 +180,9 @@ async fn a_connection_cut_mid_pass_fails_cleanly_and_the_next_pass_finishes() {
         .await
         .expect("join")
         .expect("wait");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let cut = Run::from_output(&config, &["run", "--once"], out);
+    cut.assert_code(1);
+    let stdout = cut.stdout;
     assert!(
         stdout.contains("pg-events") && stdout.contains("FAILED"),
         "{stdout}"
@@ -194,7 +198,7 @@ async fn a_connection_cut_mid_pass_fails_cleanly_and_the_next_pass_finishes() {
         0,
         "the other database's rule completed"
     );
-    assert_eq!(run(&config, &["audit", "verify"]).code, 0);
+    run(&config, &["audit", "verify"]).assert_code(0);
     let remaining = pg.count("SELECT COUNT(*) FROM events").await;
     assert!(remaining > 0, "the cut stopped the purge");
     let audited = audit_keys(&config)
@@ -209,8 +213,7 @@ async fn a_connection_cut_mid_pass_fails_cleanly_and_the_next_pass_finishes() {
     );
 
     proxy.cut.send(false).expect("restore");
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    run(&config, &["run", "--once"]).assert_code(0);
     assert_eq!(pg.count("SELECT COUNT(*) FROM events").await, 0);
     let trail = audit_keys(&config);
     let pg_keys: std::collections::BTreeSet<String> = trail
@@ -227,5 +230,5 @@ async fn a_connection_cut_mid_pass_fails_cleanly_and_the_next_pass_finishes() {
         trail.iter().filter(|(r, _, _)| r == "pg-events").count(),
         3000
     );
-    assert_eq!(run(&config, &["audit", "verify"]).code, 0);
+    run(&config, &["audit", "verify"]).assert_code(0);
 }

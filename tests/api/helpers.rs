@@ -228,6 +228,22 @@ pub struct DatabaseEntry {
     pub extra: Vec<(String, String)>,
 }
 
+impl DatabaseEntry {
+    pub fn new(name: &str, url: &str) -> DatabaseEntry {
+        DatabaseEntry {
+            name: name.into(),
+            url: url.into(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds `key = "value"` (a string option such as `lock_timeout`).
+    pub fn option(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.into(), quoted(value)));
+        self
+    }
+}
+
 /// One `[[rule]]`, from typed values. Strings are quoted and escaped when written, so a
 /// test can put any value (quotes, semicolons) into a field and get exactly that value.
 #[derive(Debug, Clone)]
@@ -388,11 +404,7 @@ impl ConfigBuilder {
             timezone: Some("Europe/Brussels".into()),
             report_language: Some("en".into()),
             metrics_listen: None,
-            databases: vec![DatabaseEntry {
-                name: "main".into(),
-                url: db.url.clone(),
-                extra: Vec::new(),
-            }],
+            databases: vec![DatabaseEntry::new("main", &db.url)],
             sections: Vec::new(),
             rules: Vec::new(),
         }
@@ -406,14 +418,6 @@ impl ConfigBuilder {
     pub fn section(mut self, toml: &str) -> Self {
         self.sections.push(toml.into());
         self
-    }
-
-    /// The database called `name`.
-    pub fn database(&mut self, name: &str) -> &mut DatabaseEntry {
-        self.databases
-            .iter_mut()
-            .find(|d| d.name == name)
-            .unwrap_or_else(|| panic!("the builder has no database {name:?}"))
     }
 
     /// The TOML text and, per path, its 1-based line. Paths: `daemon`, `daemon.schedule`,

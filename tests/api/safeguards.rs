@@ -2,7 +2,7 @@
 //! through references (`keep_while`), the longer retention winning, the mass-deletion brake
 //! with `--confirm`, and report-only mode.
 
-use crate::helpers::{audit_keys, config_head, run, write_config, Kind, TestDb};
+use crate::helpers::{audit_keys, quoted, run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use chrono::{Duration, Utc};
 
 fn years_ago(y: i64) -> String {
@@ -33,8 +33,22 @@ fn ids(db_rows: Vec<Vec<Option<String>>>) -> Vec<i64> {
         .collect()
 }
 
-fn rule(name: &str, extra: &str) -> String {
-    format!("[[rule]]\nname = \"{name}\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"customers\"\nkey = \"id\"\nexpires = {{ since = \"closed_on\", after = \"1 year\" }}\naction = \"delete\"\nmax_fraction = 1.0\n{extra}\n")
+/// Deletes customers closed more than a year ago (the brake off unless a test sets it).
+fn rule(name: &str) -> RuleSpec {
+    RuleSpec::delete(name, "customers", "closed_on")
+        .after("1 year")
+        .max_fraction(1.0)
+}
+
+/// Keeps customers while an invoice is younger than 7 years.
+const KEEP_WHILE_INVOICES: &str = "[{ table = \"invoices\", foreign_key = \"customer_id\", since = \"invoice_date\", after = \"7 years\" }]";
+
+/// The legal hold on the northern customers, ended on `until` if given.
+fn dispute_north(until: Option<&str>) -> String {
+    let until = until
+        .map(|u| format!("until = {}\n", quoted(u)))
+        .unwrap_or_default();
+    format!("[[hold]]\nname = \"dispute-north\"\nreason = \"Dispute 2026/17 about northern deliveries\"\ndatabase = \"main\"\ntable = \"customers\"\nfilter = \"region = 'north'\"\n{until}\n")
 }
 
 async fn held_records_are_untouched_counted_and_audited(kind: Kind) {
@@ -46,17 +60,17 @@ async fn held_records_are_untouched_counted_and_audited(kind: Kind) {
         "INSERT INTO customers VALUES (1, 'north', 'b2b', '{old}'), (2, 'north', 'b2c', '{old}'), (3, 'south', 'b2b', '{old}'), (4, 'south', 'b2c', NULL)"
     ))
     .await;
-    let hold = "[[hold]]\nname = \"dispute-north\"\nreason = \"Dispute 2026/17 about northern deliveries\"\ndatabase = \"main\"\ntable = \"customers\"\nfilter = \"region = 'north'\"\n\n";
-    let config = write_config(
-        db.dir.path(),
-        &format!("{}{hold}{}", config_head(&db), rule("closed-customers", "")),
-    );
+    let config = ConfigBuilder::new(&db)
+        .section(&dispute_north(None))
+        .rule(rule("closed-customers"))
+        .write(&db);
     let p = run(&config, &["plan", "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&p.stdout).expect("plan json");
-    assert_eq!(v["rules"][0]["count"], 1, "{}", p.stdout);
-    assert_eq!(v["rules"][0]["held"][0]["records"], 2, "{}", p.stdout);
+    p.assert_code(0);
+    let v = p.json();
+    assert_eq!(v["rules"][0]["count"], 1, "{p}");
+    assert_eq!(v["rules"][0]["held"][0]["records"], 2, "{p}");
     let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.assert_code(0);
     assert!(
         r.stdout.contains("dispute-north: 2"),
         "the summary counts held records: {}",
@@ -73,7 +87,7 @@ async fn held_records_are_untouched_counted_and_audited(kind: Kind) {
         "no hold text in the trail"
     );
     let h = run(&config, &["holds"]);
-    assert_eq!(h.code, 0, "{}", h.stderr);
+    h.assert_code(0);
     assert!(
         h.stdout.contains("dispute-north (in force") && h.stdout.contains("2 records"),
         "{}",
@@ -81,25 +95,16 @@ async fn held_records_are_untouched_counted_and_audited(kind: Kind) {
     );
 
     // The hold ends: its end is audited and the records go at the next pass.
-    let ended = hold.replace(
-        "filter = \"region = 'north'\"\n",
-        "filter = \"region = 'north'\"\nuntil = \"2020-01-01\"\n",
-    );
-    let config = write_config(
-        db.dir.path(),
-        &format!(
-            "{}{ended}{}",
-            config_head(&db),
-            rule("closed-customers", "")
-        ),
-    );
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let config = ConfigBuilder::new(&db)
+        .section(&dispute_north(Some("2020-01-01")))
+        .rule(rule("closed-customers"))
+        .write(&db);
+    run(&config, &["run", "--once"]).assert_code(0);
     assert_eq!(ids(db.rows("customers", &["id"]).await), vec![4]);
     assert!(audit_keys(&config)
         .iter()
         .any(|(n, a, _)| n == "dispute-north" && a == "hold-end"));
-    assert_eq!(run(&config, &["audit", "verify"]).code, 0);
+    run(&config, &["audit", "verify"]).assert_code(0);
 }
 
 #[tokio::test]
@@ -128,13 +133,10 @@ async fn customers_stay_while_an_invoice_is_younger_than_7_years(kind: Kind) {
         years_ago(8), years_ago(6), years_ago(8), years_ago(1)
     ))
     .await;
-    let keep = "keep_while = [{ table = \"invoices\", foreign_key = \"customer_id\", since = \"invoice_date\", after = \"7 years\" }]";
-    let config = write_config(
-        db.dir.path(),
-        &format!("{}{}", config_head(&db), rule("former-customers", keep)),
-    );
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let config = ConfigBuilder::new(&db)
+        .rule(rule("former-customers").raw("keep_while", KEEP_WHILE_INVOICES))
+        .write(&db);
+    run(&config, &["run", "--once"]).assert_code(0);
     // 1 has a 6-year-old invoice: kept. 2's only invoice is 8 years old, 3 has none: gone.
     assert_eq!(ids(db.rows("customers", &["id"]).await), vec![1, 4]);
     // Time passes: the last invoice of customer 1 turns 8.
@@ -143,7 +145,7 @@ async fn customers_stay_while_an_invoice_is_younger_than_7_years(kind: Kind) {
         years_ago(8)
     ))
     .await;
-    assert_eq!(run(&config, &["run", "--once"]).code, 0);
+    run(&config, &["run", "--once"]).assert_code(0);
     assert_eq!(ids(db.rows("customers", &["id"]).await), vec![4]);
     let deleted: Vec<String> = audit_keys(&config).into_iter().map(|(_, _, k)| k).collect();
     assert_eq!(deleted, vec!["2", "3", "1"]);
@@ -174,11 +176,11 @@ async fn the_longer_retention_wins(kind: Kind) {
     ))
     .await;
     // One rule deletes temporary customers after 1 year; another keeps every customer 7.
-    let short = rule("temp-customers", "filter = \"kind = 'temp'\"");
-    let long = rule("all-customers", "").replace("after = \"1 year\"", "after = \"7 years\"");
-    let config = write_config(db.dir.path(), &format!("{}{short}{long}", config_head(&db)));
-    let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let config = ConfigBuilder::new(&db)
+        .rule(rule("temp-customers").filter("kind = 'temp'"))
+        .rule(rule("all-customers").after("7 years"))
+        .write(&db);
+    run(&config, &["run", "--once"]).assert_code(0);
     assert_eq!(
         ids(db.rows("customers", &["id"]).await),
         vec![1, 3],
@@ -220,10 +222,11 @@ async fn the_brake_stops_a_mass_deletion_until_confirmed(kind: Kind) {
         .collect();
     db.exec(&format!("INSERT INTO customers VALUES {}", rows.join(", ")))
         .await;
-    let braked = rule("closed-customers", "").replace("max_fraction = 1.0\n", "");
-    let config = write_config(db.dir.path(), &format!("{}{braked}", config_head(&db)));
+    let mut braked = rule("closed-customers");
+    braked.max_fraction = None; // the default brake
+    let config = ConfigBuilder::new(&db).rule(braked).write(&db);
     let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    r.assert_code(1);
     assert!(
         r.stdout.contains("SAFETY BRAKE") && r.stdout.contains("--confirm 6"),
         "{}",
@@ -248,7 +251,7 @@ async fn the_brake_stops_a_mass_deletion_until_confirmed(kind: Kind) {
             "5",
         ],
     );
-    assert_eq!(r.code, 1, "{}", r.stdout);
+    r.assert_code(1);
     assert!(
         r.stdout.contains("--confirm 5 does not match the 6"),
         "{}",
@@ -256,7 +259,7 @@ async fn the_brake_stops_a_mass_deletion_until_confirmed(kind: Kind) {
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM customers").await, 10);
     // --confirm without exactly one --rule is a bad command line.
-    assert_eq!(run(&config, &["run", "--once", "--confirm", "6"]).code, 2);
+    run(&config, &["run", "--once", "--confirm", "6"]).assert_code(2);
     // The right count runs it.
     let r = run(
         &config,
@@ -269,7 +272,7 @@ async fn the_brake_stops_a_mass_deletion_until_confirmed(kind: Kind) {
             "6",
         ],
     );
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.assert_code(0);
     assert_eq!(db.count("SELECT COUNT(*) FROM customers").await, 4);
     assert_eq!(audit_keys(&config).len(), 6);
 }
@@ -296,23 +299,22 @@ async fn max_records_brakes_and_report_mode_acts_on_nothing() {
     };
     let old = years_ago(3);
     db.exec(&format!("INSERT INTO customers VALUES (1, 'a', 'b2b', '{old}'), (2, 'a', 'b2b', '{old}'), (3, 'a', 'b2b', '{old}')")).await;
-    let config = write_config(
-        db.dir.path(),
-        &format!("{}{}", config_head(&db), rule("capped", "max_records = 2")),
-    );
+    let config = ConfigBuilder::new(&db)
+        .rule(rule("capped").max_records(2))
+        .write(&db);
     let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 1);
+    r.assert_code(1);
     assert!(r.stdout.contains("max_records (2)"), "{}", r.stdout);
-    let config = write_config(
-        db.dir.path(),
-        &format!(
-            "{}{}",
-            config_head(&db),
-            rule("rollout", "mode = \"report\"")
-        ),
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM customers").await,
+        3,
+        "the brake deleted nothing"
     );
+    let config = ConfigBuilder::new(&db)
+        .rule(rule("rollout").mode("report"))
+        .write(&db);
     let r = run(&config, &["run", "--once"]);
-    assert_eq!(r.code, 0, "{}", r.stdout);
+    r.assert_code(0);
     assert!(
         r.stdout.contains("report only") && r.stdout.contains("3 records"),
         "{}",
@@ -327,23 +329,15 @@ async fn a_filter_the_database_rejects_is_a_config_error_on_its_line() {
     let Some(db) = customers(Kind::Sqlite).await else {
         return;
     };
-    let text = format!(
-        "{}{}",
-        config_head(&db),
-        rule("bad-filter", "filter = \"regoin = 'x'\"")
-    );
-    let config = write_config(db.dir.path(), &text);
-    let r = run(&config, &["check"]);
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    let line = text[..text.find("[[rule]]").expect("rule")]
-        .matches('\n')
-        .count()
-        + 1;
-    assert!(
-        r.stderr.contains(&format!("retentiond.toml:{line}:")) && r.stderr.contains("filter"),
-        "{}",
-        r.stderr
-    );
+    let config = ConfigBuilder::new(&db).rule(rule("bad-filter").filter("regoin = 'x'"));
+    let line = config.line("rule[0]");
+    let r = run(&config.write(&db), &["check"]);
+    r.assert_code(78);
+    if !(r.stderr.contains(&format!("retentiond.toml:{line}:")) && r.stderr.contains("filter")) {
+        r.fail(&format!(
+            "the message does not name line {line} and the key filter"
+        ));
+    }
 }
 
 async fn check_warns_about_unhandled_foreign_keys(kind: Kind) {
@@ -359,23 +353,21 @@ async fn check_warns_about_unhandled_foreign_keys(kind: Kind) {
         // MariaDB ignores inline REFERENCES; declare the key as a table constraint.
         db.exec("ALTER TABLE invoices ADD CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE").await;
     }
-    let config = write_config(
-        db.dir.path(),
-        &format!("{}{}", config_head(&db), rule("former-customers", "")),
-    );
+    let config = ConfigBuilder::new(&db)
+        .rule(rule("former-customers"))
+        .write(&db);
     let r = run(&config, &["check"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    r.assert_code(0);
     assert!(
         r.stdout.contains("invoices.customer_id references") && r.stdout.contains("CASCADE"),
         "{}",
         r.stdout
     );
-    let keep = "keep_while = [{ table = \"invoices\", foreign_key = \"customer_id\", since = \"invoice_date\", after = \"7 years\" }]";
-    let config = write_config(
-        db.dir.path(),
-        &format!("{}{}", config_head(&db), rule("former-customers", keep)),
-    );
+    let config = ConfigBuilder::new(&db)
+        .rule(rule("former-customers").raw("keep_while", KEEP_WHILE_INVOICES))
+        .write(&db);
     let r = run(&config, &["check"]);
+    r.assert_code(0);
     assert!(
         !r.stdout.contains("references"),
         "keep_while says what happens: {}",

@@ -2,25 +2,23 @@
 //! (Europe/Brussels, UTC+2 in June): at 2026-06-15T12:00:00Z, "1 year" expires everything
 //! at or before 2025-06-15 14:00 local = 12:00 UTC.
 
-use crate::helpers::{config_head, run, write_config, Kind, TestDb};
+use crate::helpers::{run, ConfigBuilder, Kind, RuleSpec, TestDb};
 
 const AT: &str = "2026-06-15T12:00:00Z";
 
-fn rule(name: &str, since: &str) -> String {
-    format!(
-        "[[rule]]\nname = \"{name}\"\nlegal_basis = \"test\"\ndatabase = \"main\"\ntable = \"times\"\nkey = \"id\"\nexpires = {{ since = \"{since}\", after = \"1 year\" }}\naction = \"delete\"\n\n"
-    )
+fn rule(name: &str, since: &str) -> RuleSpec {
+    RuleSpec::delete(name, "times", since).after("1 year")
 }
 
 /// `(rule, count, sample keys)` from `plan --at AT`.
-fn planned(db: &TestDb, rules: &str) -> Vec<(String, i64, Vec<String>)> {
-    let config = write_config(db.dir.path(), &format!("{}{rules}", config_head(db)));
-    let r = run(&config, &["plan", "--at", AT, "--format", "json"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
-    v["rules"]
+fn planned(db: &TestDb, rules: Vec<RuleSpec>) -> Vec<(String, i64, Vec<String>)> {
+    let mut config = ConfigBuilder::new(db);
+    config.rules = rules;
+    let r = run(&config.write(db), &["plan", "--at", AT, "--format", "json"]);
+    r.assert_code(0);
+    r.json()["rules"]
         .as_array()
-        .expect("rules")
+        .unwrap_or_else(|| r.fail("plan has no rules array"))
         .iter()
         .map(|r| {
             (
@@ -71,15 +69,14 @@ async fn typed_columns(kind: Kind) {
          INSERT INTO times VALUES (4, NULL, NULL, {z4}, NULL)"
     ))
     .await;
-    let rules = [
+    let rules = vec![
         rule("date", "d"),
         rule("naive", "n"),
         rule("zoned", "z"),
         rule("unix", "u"),
-    ]
-    .concat();
+    ];
     assert_eq!(
-        planned(&db, &rules),
+        planned(&db, rules),
         vec![
             ("date".into(), 1, keys(&["1"])),
             ("naive".into(), 1, keys(&["1"])),
@@ -116,23 +113,21 @@ async fn sqlite_iso_text_in_every_form_and_unix_seconds_compare_correctly() {
            (15, '2025-06-15T23:59:59+14:00'), (16, '2025-06-14T23:00:00-12:00')",
     )
     .await;
-    let got = planned(&db, &rule("text", "t"));
+    let got = planned(&db, vec![rule("text", "t")]);
     assert_eq!(
         got,
         vec![("text".into(), 8, keys(&["1", "2", "4", "5", "7"]))]
     );
     // …and the sixth is the exact boundary, which counts as expired.
-    let config = write_config(
-        db.dir.path(),
-        &format!("{}{}", config_head(&db), rule("text", "t")),
-    );
+    let config = ConfigBuilder::new(&db).rule(rule("text", "t")).write(&db);
     let r = run(
         &config,
         &["plan", "--at", "2026-06-15T11:59:59Z", "--format", "json"],
     );
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    r.assert_code(0);
     assert_eq!(
-        v["rules"][0]["count"], 7,
-        "one second earlier, the boundary record stays"
+        r.json()["rules"][0]["count"],
+        7,
+        "one second earlier, the boundary record stays:\n{r}"
     );
 }

@@ -1,0 +1,1 @@
+CASE WHEN kind = 'temp' THEN closed_on < '2020-01-01' ELSE NOT (id % 2 = 0) END

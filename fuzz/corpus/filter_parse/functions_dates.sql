@@ -1,0 +1,1 @@
+lower(email) LIKE '%@example.be' AND decided_at BETWEEN DATE '2020-01-01' AND now() - INTERVAL '1 year'

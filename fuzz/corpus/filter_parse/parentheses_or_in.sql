@@ -1,0 +1,1 @@
+(decision = 'rejected' OR decision = 'withdrawn') AND id IN (1, 2, 3) AND closed_on IS NOT NULL
