@@ -85,9 +85,17 @@ pub enum Command {
 /// `audit` verbs.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the whole trail: exit 0 only if no entry was altered, removed or reordered;
-    /// otherwise name the first bad entry and exit 1.
-    Verify,
+    /// Check the whole trail: exit 0 only if no entry was altered, removed or reordered,
+    /// and it agrees with every head recorded outside it (the run history, the anchors in
+    /// each reachable target database, and --anchor); otherwise name the first bad entry
+    /// or disagreement and exit 1.
+    Verify {
+        /// A head hash printed in a report or mailed (the "audit trail … head hash" line):
+        /// the trail must still hold that entry. Fails if the trail was rewritten or cut
+        /// at or below it.
+        #[arg(long, value_name = "HASH")]
+        anchor: Option<String>,
+    },
     /// Write the trail to stdout, oldest first.
     Export {
         /// Only entries at or after this moment (RFC 3339 or YYYY-MM-DD, UTC).

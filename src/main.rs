@@ -14,8 +14,10 @@ use std::process::ExitCode;
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal, never into a file, a pipe or journald.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // Under systemd, journald stamps every line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
@@ -112,9 +114,12 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             commands::under_signals(s, OnStop::Abandon, |_| holds::holds(path, out)).await
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { anchor },
         } => {
-            commands::under_signals(s, OnStop::Abandon, |_| audit::verify_trail(path, out)).await
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                audit::verify_trail(path, anchor.as_deref(), out)
+            })
+            .await
         }
         Command::Audit {
             command:

@@ -1,7 +1,9 @@
 //! The audit trail for auditors: append-only, hash-chained, free of personal data.
-//! [`chain`] defines entries and hashing; [`verify`] proves the stored trail intact;
-//! [`export`] writes it out. Entries are appended by `engine::journal` through `state`.
+//! [`chain`] defines entries and hashing; [`verify`] proves the stored trail intact and
+//! [`anchors`] holds it against the heads recorded outside it; [`export`] writes it out.
+//! Entries are appended by `engine::journal` through `state`.
 
+pub mod anchors;
 pub mod chain;
 pub mod export;
 pub mod verify;

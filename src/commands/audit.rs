@@ -1,7 +1,7 @@
 //! `retentiond audit verify` and `audit export`: the trail for auditors.
 
 use super::{load, CommandError, Out, Status};
-use crate::audit::{export, verify, Verdict};
+use crate::audit::{anchors, export, verify, Verdict};
 use crate::config::{Config, Moment};
 use crate::state::{time_text, State};
 use std::path::Path;
@@ -15,36 +15,102 @@ async fn open_state(config: &Config) -> Result<Option<State>, CommandError> {
         .map_err(CommandError::runtime)
 }
 
-/// `audit verify`: exit 0 only if every entry is intact and in order.
-pub async fn verify_trail(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
+/// `audit verify [--anchor HASH]`: exit 0 only if every entry is intact and in order, and
+/// the trail agrees with every head recorded outside it that can be reached.
+pub async fn verify_trail(
+    path: &Path,
+    anchor: Option<&str>,
+    out: Out<'_>,
+) -> Result<Status, CommandError> {
     let config = load(path)?;
-    let Some(state) = open_state(&config).await? else {
-        writeln!(
-            out,
-            "audit trail is empty (no pass has run yet; state directory {})",
-            config.daemon.state_dir.display()
-        )?;
-        return Ok(Status::Success);
-    };
-    let verdict = verify(&state).await;
-    let pending = state.pending().await.map(|p| p.len()).unwrap_or(0);
-    state.close().await;
-    match verdict.map_err(CommandError::runtime)? {
-        Verdict::Intact { entries, head } => {
-            writeln!(
-                out,
-                "audit trail intact: {entries} entries, head hash {head}"
-            )?;
-            if pending > 0 {
-                writeln!(out, "note: {pending} batches from an interrupted pass are still to be settled; the next pass settles them")?;
-            }
-            Ok(Status::Success)
-        }
-        Verdict::Broken { seq, reason } => {
-            writeln!(out, "audit trail BROKEN at entry {seq}: {reason}")?;
-            Ok(Status::Failed)
+    if let Some(a) = anchor {
+        if a.len() != 64 || !a.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(CommandError::Usage(format!(
+                "--anchor {a}: a head hash is 64 hexadecimal digits, as the report prints it"
+            )));
         }
     }
+    let Some(state) = open_state(&config).await? else {
+        return match anchor {
+            Some(a) => {
+                writeln!(out, "audit trail BROKEN: there is no trail (state directory {}), but --anchor {a} says there was one", config.daemon.state_dir.display())?;
+                Ok(Status::Failed)
+            }
+            None => {
+                writeln!(
+                    out,
+                    "audit trail is empty (no pass has run yet; state directory {})",
+                    config.daemon.state_dir.display()
+                )?;
+                Ok(Status::Success)
+            }
+        };
+    };
+    let result = verify_state(&state, &config, anchor, out).await;
+    state.close().await;
+    result
+}
+
+async fn verify_state(
+    state: &State,
+    config: &Config,
+    anchor: Option<&str>,
+    out: Out<'_>,
+) -> Result<Status, CommandError> {
+    let (entries, head) = match verify(state).await.map_err(CommandError::runtime)? {
+        Verdict::Intact { entries, head } => (entries, head),
+        Verdict::Broken { seq, reason } => {
+            writeln!(out, "audit trail BROKEN at entry {seq}: {reason}")?;
+            return Ok(Status::Failed);
+        }
+    };
+    if let Some(a) = anchor {
+        if let Some(why) = anchors::contains(state, a)
+            .await
+            .map_err(CommandError::runtime)?
+        {
+            writeln!(out, "audit trail BROKEN: {why}")?;
+            return Ok(Status::Failed);
+        }
+    }
+    let cross = anchors::cross_check(state, config, entries)
+        .await
+        .map_err(CommandError::runtime)?;
+    if let Some(why) = &cross.broken {
+        writeln!(out, "audit trail BROKEN: {why}")?;
+        return Ok(Status::Failed);
+    }
+    writeln!(
+        out,
+        "audit trail intact: {entries} entries, head hash {head}"
+    )?;
+    let anchored: Vec<String> = cross
+        .anchors_checked
+        .iter()
+        .map(|(db, n)| format!("{db} ({n})"))
+        .collect();
+    writeln!(
+        out,
+        "agrees with the run history ({} passes){}{}",
+        cross.runs_checked,
+        if anchored.is_empty() {
+            ""
+        } else {
+            " and the anchors in "
+        },
+        anchored.join(", ")
+    )?;
+    if let Some(a) = anchor {
+        writeln!(out, "holds the anchored entry {a}")?;
+    }
+    for (db, why) in &cross.unreachable {
+        writeln!(out, "note: anchors in database '{db}' not checked: {why}")?;
+    }
+    let pending = state.pending().await.map(|p| p.len()).unwrap_or(0);
+    if pending > 0 {
+        writeln!(out, "note: {pending} batches from an interrupted pass are still to be settled; the next pass settles them")?;
+    }
+    Ok(Status::Success)
 }
 
 /// `audit export`: the trail (between `since` and `until`, UTC) as JSON Lines or CSV,

@@ -18,6 +18,9 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
     for warning in reference_warnings(&config, &prepared).await {
         writeln!(out, "warning: {warning}")?;
     }
+    for note in &prepared.notes {
+        writeln!(out, "note: {note}")?;
+    }
     prepared.close().await;
     let mut failed = false;
     for (name, spec) in &config.databases {

@@ -6,7 +6,8 @@ use super::{load, CommandError, Out, Status};
 use crate::config::Config;
 use crate::daemon::{self, Ended};
 use crate::engine::outcome::RunSummary;
-use crate::engine::pass::{run_pass, PassError, PassOptions};
+use crate::engine::pass::{run_prepared, PassError, PassOptions};
+use crate::engine::prepare::prepare;
 use crate::report::render;
 use crate::signal::Listener;
 use crate::state::State;
@@ -56,10 +57,17 @@ pub(super) async fn one_pass(
     options: &PassOptions,
     stop: &CancellationToken,
 ) -> Result<(RunSummary, Option<PathBuf>), CommandError> {
-    let state = State::open(&config.daemon.state_dir)
-        .await
-        .map_err(CommandError::runtime)?;
-    let result = run_pass(config, &state, options, stop).await;
+    // Every rule is checked against its table first: a config that does not fit (exit 78)
+    // leaves no state directory behind and takes no lock.
+    let prepared = prepare(config, &options.rules).await?;
+    let state = match State::open(&config.daemon.state_dir).await {
+        Ok(s) => s,
+        Err(e) => {
+            prepared.close().await;
+            return Err(CommandError::runtime(e));
+        }
+    };
+    let result = run_prepared(config, &state, prepared, options, stop).await;
     let html = match &result {
         Ok(summary) => crate::report::publish::publish(config, &state, summary).await,
         Err(_) => None,

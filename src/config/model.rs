@@ -156,9 +156,16 @@ impl Default for Timeouts {
 }
 
 impl DatabaseSpec {
-    /// The URL with any password replaced by `***`, safe for logs and messages.
+    /// The URL with every secret (the password, secret query parameters) replaced by
+    /// `***`, safe for logs, messages, the state database and reports (see [`mask_url`]).
     pub fn masked_url(&self) -> String {
         mask_url(&self.url)
+    }
+
+    /// The secrets in the URL, in every form a driver message could quote them in, for
+    /// scrubbing such messages (see `url_secrets`).
+    pub fn url_secrets(&self) -> Vec<String> {
+        url_secrets(&self.url)
     }
 }
 
@@ -173,27 +180,221 @@ impl fmt::Debug for DatabaseSpec {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host` with `***`.
+/// Query parameters whose value is a secret (or, like `sslkey`, says where one is): a name
+/// holding one of these words, in any case (`password`, `sslpassword`, `PassWord`,
+/// `api_token`), has its value masked.
+const SECRET_PARAM_WORDS: [&str; 6] = ["password", "passwd", "pwd", "secret", "token", "key"];
+
+/// Replaces every secret in a URL with `***`: the password of `scheme://user:password@host`
+/// (whatever characters it holds), and the value of every query parameter named like a
+/// secret (see `SECRET_PARAM_WORDS`). The URL is read by the same parser the drivers use,
+/// so what is masked is what they would send. A URL that does not parse, or whose reading
+/// is in doubt (an `@` after the host, as in `postgres://u:2024/pw@host/db`, which parses
+/// as host `u`, port 2024), is masked conservatively: everything between `://` and the `@`
+/// before the host becomes `***`, and the query is dropped. A URL without a secret is
+/// returned as written.
 pub fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
+    let Some(mut parsed) = clear_url(url) else {
+        return mask_conservatively(url);
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
+    let mut masked = false;
+    if parsed.password().is_some() {
+        if parsed.set_password(Some("***")).is_err() {
+            return mask_conservatively(url);
+        }
+        masked = true;
     }
+    if let Some(query) = parsed.query() {
+        let (query, any) = mask_query(query);
+        if any {
+            parsed.set_query(Some(&query));
+            masked = true;
+        }
+    }
+    if masked {
+        parsed.to_string()
+    } else {
+        url.to_owned()
+    }
+}
+
+/// Every secret in a URL, in each form a driver message could quote it in: as written, as
+/// the URL parser re-encodes it, and percent-decoded (the password, and the value of each
+/// secret query parameter; for a URL [`mask_url`] masks conservatively, the whole userinfo
+/// too). Longest first, so that removing them in order never leaves a piece of one.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut add = |raw: &str| {
+        for form in [raw.to_owned(), percent_decode(raw), form_decode(raw)] {
+            if !form.is_empty() && !found.contains(&form) {
+                found.push(form);
+            }
+        }
+    };
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match clear_url(url) {
+        Some(parsed) => {
+            if let Some(password) = parsed.password() {
+                add(password);
+                // As written: the parser re-encodes some characters (`@` as `%40`).
+                let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+                if let Some((_, written)) = authority
+                    .rfind('@')
+                    .and_then(|at| authority[..at].split_once(':'))
+                {
+                    add(written);
+                }
+            }
+            for query in [parsed.query(), rest.split_once('?').map(|(_, q)| q)]
+                .into_iter()
+                .flatten()
+            {
+                let query = query.split('#').next().unwrap_or(query);
+                secret_values(query).for_each(&mut add);
+            }
+        }
+        None => {
+            let (userinfo, _, query) = murky_split(rest);
+            if let Some(userinfo) = userinfo {
+                add(userinfo);
+                if let Some((_, password)) = userinfo.split_once(':') {
+                    add(password);
+                }
+            }
+            if let Some(query) = query {
+                secret_values(query).for_each(&mut add);
+            }
+        }
+    }
+    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    found
+}
+
+/// `url` as the drivers read it (sqlx parses with the same crate), or `None` when it does
+/// not parse or may be read two ways. An `@` after the host, in the path, the fragment, a
+/// parameter name or a value that is not masked, means a password may hold a `/`, `?` or
+/// `#` and the parser took part of it for the host, port and path: only a conservative
+/// mask is safe then. (A SQLite URL is a file path, where an `@` is a plain character.)
+fn clear_url(url: &str) -> Option<url::Url> {
+    if !url.contains("://") {
+        return None;
+    }
+    let parsed = url::Url::parse(url).ok()?;
+    let file = matches!(parsed.scheme(), "sqlite" | "file");
+    let path_at = !file && parsed.path().contains('@');
+    let fragment_at = parsed.fragment().is_some_and(|f| f.contains('@'));
+    let query_at = parsed.query().is_some_and(|q| {
+        q.split('&').any(|pair| match pair.split_once('=') {
+            Some((name, value)) => {
+                name.contains('@') || (!is_secret_param(name) && value.contains('@'))
+            }
+            None => pair.contains('@'),
+        })
+    });
+    (!path_at && !fragment_at && !query_at).then_some(parsed)
+}
+
+/// The mask for a URL that does not parse cleanly: `scheme://***@host/path`, the query and
+/// fragment dropped, or the URL up to its query if it has no `@` at all.
+fn mask_conservatively(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    match murky_split(rest) {
+        (Some(_), host, _) => format!("{scheme}***@{host}"),
+        (None, host, _) => format!("{scheme}{host}"),
+    }
+}
+
+/// Splits what follows `://` in a URL that does not parse cleanly into userinfo, host and
+/// path, and query. The userinfo ends at the last `@` before the first `?` or `#`; if there
+/// is none there, the password may hold a `?` or `#`, so it ends at the first `@` after it
+/// (or the last, if the host part that follows still holds one).
+fn murky_split(rest: &str) -> (Option<&str>, &str, Option<&str>) {
+    let cut = |s: &str| s.find(['?', '#']).unwrap_or(s.len());
+    let first_cut = cut(rest);
+    let at = rest[..first_cut].rfind('@').or_else(|| {
+        rest[first_cut..].find('@').map(|i| {
+            let first = first_cut + i;
+            let after = &rest[first + 1..];
+            after[..cut(after)]
+                .rfind('@')
+                .map_or(first, |j| first + 1 + j)
+        })
+    });
+    let (userinfo, tail) = match at {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let end = cut(tail);
+    let query = tail[end..].strip_prefix('?');
+    (userinfo, &tail[..end], query)
+}
+
+/// The query with the value of every secret parameter replaced by `***`, and whether any
+/// was. Other parameters stay exactly as written.
+fn mask_query(query: &str) -> (String, bool) {
+    let mut any = false;
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_param(name) => {
+                any = true;
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    (pairs.join("&"), any)
+}
+
+/// The values, as written, of the secret parameters in a query.
+fn secret_values(query: &str) -> impl Iterator<Item = &str> {
+    query.split('&').filter_map(|pair| {
+        pair.split_once('=')
+            .filter(|(name, _)| is_secret_param(name))
+            .map(|(_, value)| value)
+    })
+}
+
+/// Whether a query parameter's value is a secret, by its (percent-decoded) name.
+fn is_secret_param(name: &str) -> bool {
+    let name = form_decode(name).to_ascii_lowercase();
+    SECRET_PARAM_WORDS.iter().any(|w| name.contains(w))
+}
+
+/// `%XX` escapes decoded, as the drivers decode a URL's password; an invalid escape stays
+/// as written, and bytes that are not UTF-8 become U+FFFD.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let hex = |c: u8| char::from(c).to_digit(16);
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits: at most 0xff.
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query value decoded as `application/x-www-form-urlencoded` (`+` is a space), as the
+/// drivers read query parameters.
+fn form_decode(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
 }
 
 /// What a rule does to an expired record.
@@ -432,5 +633,121 @@ mod tests {
         );
         assert_eq!(mask_url("sqlite:///srv/a@b.db"), "sqlite:///srv/a@b.db");
         assert_eq!(mask_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    }
+
+    /// `(url, masked, the secret that must not survive)`.
+    const SECRET_URLS: [(&str, &str, &str); 9] = [
+        // A '/' ends the host for the parser: the URL does not parse (port "S3cret").
+        (
+            "postgres://u:S3cret/PW@host/db",
+            "postgres://***@host/db",
+            "S3cret",
+        ),
+        // Digits before the '/' parse as a port: the '@' in the path gives it away.
+        (
+            "postgres://u:2024/Pw@host:5432/db",
+            "postgres://***@host:5432/db",
+            "2024/Pw",
+        ),
+        ("mysql://u:a:b:c@host/db", "mysql://u:***@host/db", "a:b:c"),
+        (
+            "postgres://u:p%40ss%2Fw%3Ard@host/db",
+            "postgres://u:***@host/db",
+            "p%40ss",
+        ),
+        (
+            "postgres://u:x@y@z@host/db?sslmode=require",
+            "postgres://u:***@host/db?sslmode=require",
+            "x@y@z",
+        ),
+        // A '?' or '#' in the password: the URL does not parse; the query is dropped.
+        (
+            "postgres://u:pa?ss#w@host/db?password=other",
+            "postgres://***@host/db",
+            "pa?ss",
+        ),
+        (
+            "postgres://u:pa?ss@host/db?password=p@ss",
+            "postgres://***@host/db",
+            "p@ss",
+        ),
+        // No "://": whatever is before the last '@' may be a password.
+        ("postgres:u:pw@host/db", "***@host/db", "pw"),
+        ("postgres://u:pw@[bad/db", "postgres://***@[bad/db", "pw"),
+    ];
+
+    #[test]
+    fn a_password_is_masked_whatever_characters_it_holds() {
+        for (url, masked, secret) in SECRET_URLS {
+            assert_eq!(mask_url(url), masked, "{url}");
+            assert!(!mask_url(url).contains(secret), "{url}");
+        }
+    }
+
+    #[test]
+    fn secret_query_parameters_are_masked_and_the_others_kept() {
+        for (url, masked) in [
+            (
+                "postgres://u@host/db?password=S3cret",
+                "postgres://u@host/db?password=***",
+            ),
+            (
+                "postgres://u@host/db?sslmode=verify-full&sslpassword=S3cret&application_name=x",
+                "postgres://u@host/db?sslmode=verify-full&sslpassword=***&application_name=x",
+            ),
+            (
+                "postgres://u@host/db?PassWord=S3cret&sslkey=/etc/k.pem",
+                "postgres://u@host/db?PassWord=***&sslkey=***",
+            ),
+            (
+                "mysql://u:pw@host/db?api_TOKEN=t&pwd=p&passwd=q&client_secret=s",
+                "mysql://u:***@host/db?api_TOKEN=***&pwd=***&passwd=***&client_secret=***",
+            ),
+            // An encoded name is still a secret's name; an '@' in its value is its own.
+            (
+                "postgres://host/db?pass%77ord=p@ss",
+                "postgres://host/db?pass%77ord=***",
+            ),
+            // An '@' in a value that is not masked may be the end of a password.
+            ("postgres://u:12?x=y@host/db", "postgres://***@host/db"),
+        ] {
+            assert_eq!(mask_url(url), masked, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_without_a_secret_is_returned_as_written() {
+        for url in [
+            "postgres://retentiond@db.local:5432/hr?sslmode=require&application_name=a%20b",
+            "mysql://root@127.0.0.1:3306/crm",
+            "postgresql://db.local/hr",
+            "sqlite:///var/lib/app/data.db?mode=rwc",
+            "sqlite://relative/a@b.db",
+            "smtp://mail.example.org:587?tls=required",
+            "postgres://u:@host/db",
+            "not a url",
+            "",
+        ] {
+            assert_eq!(mask_url(url), url);
+        }
+    }
+
+    #[test]
+    fn every_form_of_a_secret_is_listed_for_scrubbing() {
+        let secrets = url_secrets("postgres://u:p%2Fw@host/db?sslpassword=a+b%21");
+        for form in ["p%2Fw", "p/w", "a+b%21", "a b!", "a+b!"] {
+            assert!(secrets.iter().any(|s| s == form), "{form}: {secrets:?}");
+        }
+        let secrets = url_secrets("postgres://u:S3cret/PW@host/db?password=x%2F");
+        for form in ["u:S3cret/PW", "S3cret/PW", "x%2F", "x/"] {
+            assert!(secrets.iter().any(|s| s == form), "{form}: {secrets:?}");
+        }
+        assert!(url_secrets("postgres://u:p@ss@h/db")
+            .iter()
+            .any(|s| s == "p@ss"));
+        assert!(url_secrets("mysql://root@localhost/crm").is_empty());
+        assert!(url_secrets("sqlite:///srv/a@b.db").is_empty());
+        let lengths: Vec<usize> = secrets.iter().map(String::len).collect();
+        assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "longest first");
     }
 }

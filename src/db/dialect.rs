@@ -70,6 +70,24 @@ impl Sql {
 
     /// Appends `col IN (…)` for `keys` (PostgreSQL: `col = ANY($n)` with one array).
     pub fn in_list(&mut self, col: &str, keys: &[Value]) -> &mut Self {
+        self.key_list(col, keys, false)
+    }
+
+    /// Binds a key as read back from the database. `unsigned` marks a MySQL/MariaDB
+    /// `… UNSIGNED` key: it is read as decimal text (values above 2^63 do not fit an `i64`),
+    /// and its placeholder is cast back to an unsigned integer, so that the comparison is
+    /// integer-exact — MySQL compares an integer column with a text value as floating
+    /// point, where 18446744073709551614 and …615 are the same number.
+    pub fn bind_key(&mut self, v: Value, unsigned: bool) -> &mut Self {
+        if unsigned && self.dialect == Dialect::MySql {
+            return self.push("CAST(").bind(v).push(" AS UNSIGNED)");
+        }
+        self.bind(v)
+    }
+
+    /// Appends `col IN (…)` for `keys`, each bound as [`Sql::bind_key`] binds it
+    /// (PostgreSQL: `col = ANY($n)` with one array; it has no unsigned keys).
+    pub fn key_list(&mut self, col: &str, keys: &[Value], unsigned: bool) -> &mut Self {
         if self.dialect == Dialect::Postgres {
             let array = Value::array(keys);
             self.push(col).push(" = ANY(").bind(array).push(")");
@@ -80,7 +98,7 @@ impl Sql {
             if i > 0 {
                 self.push(", ");
             }
-            self.bind(k.clone());
+            self.bind_key(k.clone(), unsigned);
         }
         self.push(")")
     }
@@ -168,66 +186,180 @@ impl Dialect {
         }
     }
 
-    /// Appends "`since` has expired at `cutoff`" for a column of `kind`. NULL never matches.
+    /// Appends "`since` has expired at `cutoff`" for a column of `kind`. NULL never
+    /// matches, and neither does a value that is not a real moment: it means "not set" as
+    /// much as NULL does, and a record is kept rather than its age guessed at —
+    /// PostgreSQL `-infinity`/`infinity`; MySQL/MariaDB zero dates (`0000-00-00`, a zero
+    /// month or day as in `2020-00-00`, year 0, and days such as `2020-02-31` that
+    /// `ALLOW_INVALID_DATES` lets in), which otherwise compare as long past; SQLite text
+    /// whose date is not on the calendar. Each starts with a range on the column, so an
+    /// index on it is used.
     pub fn push_expired(self, sql: &mut Sql, col: &str, kind: SinceKind, cutoff: &Cutoff) {
         let unix_local = cutoff.local.and_utc().timestamp();
         let unix_utc = cutoff.utc.timestamp();
-        match kind {
-            SinceKind::Date => {
-                sql.push(col)
-                    .push(" <= ")
-                    .bind(Value::Date(cutoff.local.date()));
-            }
-            SinceKind::Naive => {
-                sql.push(col).push(" <= ").bind(Value::Naive(cutoff.local));
-            }
-            SinceKind::Instant => {
-                sql.push(col).push(" <= ").bind(Value::Instant(cutoff.utc));
-            }
+        let bound = match kind {
+            SinceKind::Date => Value::Date(cutoff.local.date()),
+            SinceKind::Naive => Value::Naive(cutoff.local),
+            SinceKind::Instant => Value::Instant(cutoff.utc),
             SinceKind::UnixSeconds => {
                 sql.push(col).push(" <= ").bind(Value::Int(unix_utc));
+                return;
             }
             SinceKind::SqliteAny => {
-                // Integers are unix seconds (absolute). Text with a zone is absolute too;
-                // text without one is local wall time, compared as-if-UTC on both sides.
-                // Text that does not start with an ISO date (`YYYY-MM-DD`) is never read
-                // as a time — not even the forms SQLite would take (a bare time of day is
-                // 2000-01-01 to it, a number in text a Julian day): such a record is kept,
-                // not guessed at. Neither is text SQLite cannot read (NULL never matches).
-                //
-                // The leading `col < bound` changes nothing about which records match: it
-                // lets SQLite use an index on the column. Numbers sort before all text, and
-                // every ISO text that can match starts with a date before `bound` (the
-                // latest matching wall time, in any zone SQLite accepts, is under 15 hours
-                // past the cutoff).
+                push_sqlite_expired(sql, col, cutoff, unix_utc, unix_local);
+                return;
+            }
+        };
+        match self {
+            Dialect::Postgres => {
                 sql.push("(")
                     .push(col)
-                    .push(" < ")
-                    .bind(Value::Text(sqlite_text_bound(cutoff)))
-                    .push(" AND CASE WHEN typeof(")
-                    .push(col)
-                    .push(") IN ('integer', 'real') THEN ")
+                    .push(" > '-infinity' AND ")
                     .push(col)
                     .push(" <= ")
-                    .bind(Value::Int(unix_utc))
-                    .push(" WHEN ")
+                    .bind(bound)
+                    .push(")");
+            }
+            Dialect::MySql => {
+                // No warnings on zero dates (so none can turn into errors under a strict
+                // sql_mode): MONTH and DAY of a zero date are 0, and LAST_DAY of a real
+                // month is its real last day.
+                sql.push("(")
                     .push(col)
-                    .push(" NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' THEN 0 WHEN ")
+                    .push(" >= '0001-01-01' AND ")
                     .push(col)
-                    .push(" GLOB '*[Zz]' OR ")
+                    .push(" <= ")
+                    .bind(bound)
+                    .push(" AND MONTH(")
                     .push(col)
-                    .push(" GLOB '*[+-][0-9][0-9]:[0-9][0-9]' THEN unixepoch(")
+                    .push(") <> 0 AND DAY(")
                     .push(col)
-                    .push(") <= ")
-                    .bind(Value::Int(unix_utc))
-                    .push(" ELSE unixepoch(")
+                    .push(") BETWEEN 1 AND DAY(LAST_DAY(")
                     .push(col)
-                    .push(") <= ")
-                    .bind(Value::Int(unix_local))
-                    .push(" END)");
+                    .push(")))");
+            }
+            // SQLite columns are always `SqliteAny`; a plain comparison is still right.
+            Dialect::Sqlite => {
+                sql.push(col).push(" <= ").bind(bound);
             }
         }
     }
+
+    /// Appends "`col` holds exactly what the `hash` strategy writes": `prefix` followed by
+    /// exactly `digits` lowercase hexadecimal digits, compared case-sensitively and whatever
+    /// the column's collation — `anon-jane.doe@example.org` or an upper-case
+    /// `ANON-0123…` is personal data still, not a hash. `prefix` holds letters, digits
+    /// and `-` only (it is not escaped for the patterns).
+    pub fn push_hashed(self, sql: &mut Sql, col: &str, prefix: &str, digits: usize) {
+        debug_assert!(prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        match self {
+            Dialect::Postgres => {
+                // `COLLATE "C"`: a nondeterministic collation refuses regular expressions,
+                // and `citext` would match without case.
+                sql.push("CAST(")
+                    .push(col)
+                    .push(" AS TEXT) COLLATE \"C\" ~ ")
+                    .bind(Value::Text(format!("^{prefix}[0-9a-f]{{{digits}}}$")));
+            }
+            Dialect::MySql => {
+                // A binary collation makes REGEXP case-sensitive; the length rules out
+                // a trailing newline, which `$` lets through.
+                sql.push("(CHAR_LENGTH(")
+                    .push(col)
+                    .push(&format!(
+                        ") = {} AND CONVERT(",
+                        prefix.chars().count() + digits
+                    ))
+                    .push(col)
+                    .push(" USING utf8mb4) COLLATE utf8mb4_bin REGEXP ")
+                    .bind(Value::Text(format!("^{prefix}[0-9a-f]{{{digits}}}$")))
+                    .push(")");
+            }
+            Dialect::Sqlite => {
+                // GLOB is case-sensitive, and each `[…]` matches exactly one character.
+                sql.push(col).push(" GLOB ").bind(Value::Text(format!(
+                    "{prefix}{}",
+                    "[0-9a-f]".repeat(digits)
+                )));
+            }
+        }
+    }
+
+    /// Appends "`col` equals `value` exactly": same characters, same case, no padding
+    /// ignored — whatever the column's collation (MariaDB's default ones ignore case and
+    /// trailing spaces, so `REMOVED` would pass for `removed`).
+    pub fn push_equals_exactly(self, sql: &mut Sql, col: &str, value: &str) {
+        let v = Value::Text(value.to_owned());
+        match self {
+            Dialect::Postgres => {
+                sql.push("CAST(")
+                    .push(col)
+                    .push(" AS TEXT) COLLATE \"C\" = ")
+                    .bind(v);
+            }
+            Dialect::MySql => {
+                // Both sides as utf8mb4 bytes (the connection's character set), so a
+                // latin1 column compares by its characters, not its encoding.
+                sql.push("CAST(CONVERT(")
+                    .push(col)
+                    .push(" USING utf8mb4) AS BINARY) = CAST(")
+                    .bind(v)
+                    .push(" AS BINARY)");
+            }
+            Dialect::Sqlite => {
+                sql.push(col).push(" COLLATE BINARY = ").bind(v);
+            }
+        }
+    }
+}
+
+/// The SQLite form of [`Dialect::push_expired`], where each row may hold text or a number.
+fn push_sqlite_expired(sql: &mut Sql, col: &str, cutoff: &Cutoff, unix_utc: i64, unix_local: i64) {
+    // Integers are unix seconds (absolute). Text with a zone is absolute too; text without
+    // one is local wall time, compared as-if-UTC on both sides. Text that does not start
+    // with an ISO date (`YYYY-MM-DD`) is never read as a time — not even the forms SQLite
+    // would take (a bare time of day is 2000-01-01 to it, a number in text a Julian day):
+    // such a record is kept, not guessed at. Neither is text SQLite cannot read (NULL never
+    // matches), nor a date that is not on the calendar: year 0000, or a day SQLite would
+    // roll over into the next month (`2020-02-31` is 2020-03-02 to it).
+    //
+    // The leading `col < bound` changes nothing about which records match: it lets SQLite
+    // use an index on the column. Numbers sort before all text, and every ISO text that can
+    // match starts with a date before `bound` (the latest matching wall time, in any zone
+    // SQLite accepts, is under 15 hours past the cutoff).
+    sql.push("(")
+        .push(col)
+        .push(" < ")
+        .bind(Value::Text(sqlite_text_bound(cutoff)))
+        .push(" AND CASE WHEN typeof(")
+        .push(col)
+        .push(") IN ('integer', 'real') THEN ")
+        .push(col)
+        .push(" <= ")
+        .bind(Value::Int(unix_utc))
+        .push(" WHEN ")
+        .push(col)
+        .push(" NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' OR ")
+        .push(col)
+        .push(" GLOB '0000*' OR date(substr(")
+        .push(col)
+        .push(", 1, 10), '+0 days') IS NOT substr(")
+        .push(col)
+        .push(", 1, 10) THEN 0 WHEN ")
+        .push(col)
+        .push(" GLOB '*[Zz]' OR ")
+        .push(col)
+        .push(" GLOB '*[+-][0-9][0-9]:[0-9][0-9]' THEN unixepoch(")
+        .push(col)
+        .push(") <= ")
+        .bind(Value::Int(unix_utc))
+        .push(" ELSE unixepoch(")
+        .push(col)
+        .push(") <= ")
+        .bind(Value::Int(unix_local))
+        .push(" END)");
 }
 
 /// The first date (as `YYYY-MM-DD` text) that no matching SQLite text can start with: the
@@ -271,6 +403,40 @@ mod tests {
         let t = TableName::parse("hr.order").unwrap();
         assert_eq!(Dialect::Postgres.table(&t), "\"hr\".\"order\"");
         assert_eq!(Dialect::MySql.table(&t), "`hr`.`order`");
+    }
+
+    #[test]
+    fn unsigned_mysql_keys_are_bound_back_as_unsigned_integers() {
+        let keys = [Value::Text("18446744073709551615".into())];
+        let mut s = Sql::new(Dialect::MySql);
+        s.key_list("id", &keys, true);
+        assert_eq!(s.text, "id IN (CAST(? AS UNSIGNED))");
+        let mut s = Sql::new(Dialect::Sqlite);
+        s.key_list("id", &keys, true);
+        assert_eq!(s.text, "id IN (?1)", "only MySQL has unsigned keys");
+    }
+
+    #[test]
+    fn the_hashed_shape_is_tested_exactly_and_case_sensitively() {
+        let mut s = Sql::new(Dialect::Sqlite);
+        Dialect::Sqlite.push_hashed(&mut s, "c", "anon-", 2);
+        assert_eq!(s.text, "c GLOB ?1");
+        assert_eq!(s.binds, [Value::Text("anon-[0-9a-f][0-9a-f]".into())]);
+        let mut s = Sql::new(Dialect::Postgres);
+        Dialect::Postgres.push_hashed(&mut s, "c", "anon-", 16);
+        assert_eq!(s.binds, [Value::Text("^anon-[0-9a-f]{16}$".into())]);
+        let mut s = Sql::new(Dialect::MySql);
+        Dialect::MySql.push_hashed(&mut s, "c", "anon-", 16);
+        assert!(
+            s.text.starts_with("(CHAR_LENGTH(c) = 21 AND "),
+            "{}",
+            s.text
+        );
+        assert!(
+            s.text.contains("COLLATE utf8mb4_bin REGEXP ?"),
+            "{}",
+            s.text
+        );
     }
 
     #[test]

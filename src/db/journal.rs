@@ -69,3 +69,95 @@ pub async fn clean(db: &Db, prefix: &str) -> Result<u64, DbError> {
         .bind(Value::Text(format!("{prefix}%")));
     db.execute(&sql).await
 }
+
+/// The passes that still have rows in the journal table of `db`: batch ids start with
+/// their pass id (`YYYYMMDDTHHMMSSZ-xxxxxx`, 23 characters).
+pub async fn passes_with_rows(db: &Db) -> Result<Vec<String>, DbError> {
+    // A constant, valid name: parsing cannot fail.
+    let Ok(table) = crate::config::TableName::parse("retentiond_journal") else {
+        return Ok(Vec::new());
+    };
+    if super::schema::describe(db, &table).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(db.dialect);
+    sql.push("SELECT DISTINCT substr(batch_id, 1, 23) FROM retentiond_journal");
+    Ok(db
+        .fetch_texts(&sql)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
+}
+
+/// `retentiond_anchor`: after every pass, the trail's length and head hash are written to
+/// each database the pass used, beside the journal. Someone who can rewrite the state
+/// directory cannot also rewrite these without credentials to every target database, so
+/// `audit verify` can prove the trail was not cut or rebuilt below an anchored head.
+fn anchor_ddl(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, head TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        Dialect::MySql => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id VARCHAR(100) PRIMARY KEY, seq BIGINT NOT NULL, head CHAR(64) NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
+        Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, head TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    }
+}
+
+/// One anchored head: after pass `run_id`, the trail had `seq` entries, the last with hash
+/// `head`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The pass.
+    pub run_id: String,
+    /// The trail's length then.
+    pub seq: i64,
+    /// The hash of entry `seq` (the genesis hash for an empty trail).
+    pub head: String,
+}
+
+/// Writes `anchor` to `db` (creating the table where missing).
+pub async fn write_anchor(db: &Db, anchor: &Anchor) -> Result<(), DbError> {
+    let mut ddl = Sql::new(db.dialect);
+    ddl.push(anchor_ddl(db.dialect));
+    db.execute(&ddl).await?;
+    let mut sql = Sql::new(db.dialect);
+    sql.push("INSERT INTO retentiond_anchor (run_id, seq, head) VALUES (")
+        .bind(Value::Text(anchor.run_id.clone()))
+        .push(", ")
+        .bind(Value::Int(anchor.seq))
+        .push(", ")
+        .bind(Value::Text(anchor.head.clone()))
+        .push(")");
+    db.execute(&sql).await.map(|_| ())
+}
+
+/// Every anchor in `db`, oldest pass first; none where the table does not exist (no pass
+/// has anchored there yet). Changes nothing.
+pub async fn anchors(db: &Db) -> Result<Vec<Anchor>, DbError> {
+    // A constant, valid name: parsing cannot fail.
+    let Ok(table) = crate::config::TableName::parse("retentiond_anchor") else {
+        return Ok(Vec::new());
+    };
+    if super::schema::describe(db, &table).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let seq = match db.dialect {
+        Dialect::MySql => "CAST(seq AS CHAR)",
+        Dialect::Postgres | Dialect::Sqlite => "CAST(seq AS TEXT)",
+    };
+    let mut sql = Sql::new(db.dialect);
+    sql.push("SELECT run_id, ")
+        .push(seq)
+        .push(", head FROM retentiond_anchor ORDER BY seq, run_id");
+    let rows = db.fetch_texts(&sql).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [Some(run_id), Some(seq), Some(head)] => Some(Anchor {
+                run_id: run_id.clone(),
+                seq: seq.parse().ok()?,
+                head: head.clone(),
+            }),
+            _ => None,
+        })
+        .collect())
+}

@@ -17,8 +17,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Pool, Row, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 
-/// A database operation that failed. The message never holds a password or a row's values.
+/// A database operation that failed. The message never holds a password or a row's values:
+/// it becomes a rule's `error`, which is stored in the state database, saved in reports and
+/// mailed. A statement's failure says only its code, the schema objects the driver names
+/// and a class in plain words (see `query_error`); the driver's own text, which can quote
+/// a row (a duplicate key's value, a trigger's `RAISE` of a column), goes to the log only.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The password could not be read.
@@ -38,7 +43,8 @@ pub enum DbError {
         database: String,
         /// Masked URL.
         url: String,
-        /// The driver's reason.
+        /// The driver's reason, scrubbed of the URL and every password.
+        /// Connecting runs no statement on a table, so it holds no row values.
         reason: String,
     },
     /// A statement failed.
@@ -46,7 +52,9 @@ pub enum DbError {
     Query {
         /// Config name.
         database: String,
-        /// The driver's reason.
+        /// What went wrong, safe to store and mail: for an error the database returned, a
+        /// class in plain words with the code (SQLSTATE, MySQL error number, SQLite result
+        /// code) and the schema objects it names; otherwise the driver's text, scrubbed.
         reason: String,
         /// Whether it was a primary-key/unique collision (see [`Db::settle_batch`]).
         unique_violation: bool,
@@ -104,6 +112,9 @@ pub struct Db {
     /// Its dialect.
     pub dialect: Dialect,
     pools: Pools,
+    /// Removes the URL and the passwords from every error message of this pool and its
+    /// transactions.
+    scrubber: Arc<Scrubber>,
 }
 
 /// One record as read by a batch: its key and the text columns the action needs.
@@ -136,10 +147,11 @@ impl Db {
     /// Connects to `spec`. The pool is small: retentiond works one batch at a time.
     pub async fn connect(spec: &DatabaseSpec) -> Result<Db, DbError> {
         let password = read_secret(spec)?;
+        let scrubber = Arc::new(Scrubber::new(spec, password.as_deref()));
         let connect_err = |e: sqlx::Error| DbError::Connect {
             database: spec.name.clone(),
             url: spec.masked_url(),
-            reason: scrub(&e.to_string(), &spec.url),
+            reason: scrubber.scrub(&e.to_string()),
         };
         let t = spec.timeouts;
         let pools = match spec.dialect {
@@ -215,7 +227,7 @@ impl Db {
                     return Err(DbError::Connect {
                         database: spec.name.clone(),
                         url: spec.masked_url(),
-                        reason: format!("the file {path} does not exist (retentiond never creates a database; check the path, and ReadWritePaths= under systemd)"),
+                        reason: scrubber.scrub(&format!("the file {path} does not exist (retentiond never creates a database; check the path, and ReadWritePaths= under systemd)")),
                     });
                 }
                 let o = SqliteConnectOptions::from_str(&spec.url)
@@ -236,11 +248,12 @@ impl Db {
             name: spec.name.clone(),
             dialect: spec.dialect,
             pools,
+            scrubber,
         })
     }
 
     fn err(&self, e: sqlx::Error) -> DbError {
-        query_error(&self.name, e)
+        query_error(&self.name, e, &self.scrubber)
     }
 
     /// Runs a statement outside any explicit transaction.
@@ -290,6 +303,7 @@ impl Db {
         Ok(Tx {
             name: self.name.clone(),
             tx: r.map_err(|e| self.err(e))?,
+            scrubber: Arc::clone(&self.scrubber),
         })
     }
 
@@ -313,6 +327,8 @@ enum Txs {
 pub struct Tx {
     name: String,
     tx: Txs,
+    /// The pool's, so a transaction's errors are scrubbed the same way.
+    scrubber: Arc<Scrubber>,
 }
 
 impl Tx {
@@ -322,7 +338,7 @@ impl Tx {
             .execute(&mut **t)
             .await
             .map(|r| r.rows_affected()))
-        .map_err(|e| query_error(&self.name, e))
+        .map_err(|e| query_error(&self.name, e, &self.scrubber))
     }
 
     /// Reads (and, with the dialect's lock suffix in `sql`, locks) records.
@@ -335,18 +351,18 @@ impl Tx {
             .fetch_all(&mut **t)
             .await
             .and_then(|rows| rows.iter().map(|r| record_of(r, kind)).collect()))
-        .map_err(|e| query_error(&self.name, e))
+        .map_err(|e| query_error(&self.name, e, &self.scrubber))
     }
 
     /// Commits. An error here leaves the outcome unknown; the caller must reconcile.
     pub async fn commit(self) -> Result<(), DbError> {
-        let name = self.name;
+        let (name, scrubber) = (self.name, self.scrubber);
         let r = match self.tx {
             Txs::Postgres(t) => t.commit().await,
             Txs::MySql(t) => t.commit().await,
             Txs::Sqlite(t) => t.commit().await,
         };
-        r.map_err(|e| query_error(&name, e))
+        r.map_err(|e| query_error(&name, e, &scrubber))
     }
 }
 
@@ -429,6 +445,7 @@ where
     chrono::NaiveDate: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     chrono::NaiveDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     chrono::DateTime<chrono::Utc>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
     for v in binds {
         q = match v {
@@ -437,6 +454,7 @@ where
             Value::Date(d) => q.bind(*d),
             Value::Naive(t) => q.bind(*t),
             Value::Instant(t) => q.bind(*t),
+            Value::Bool(b) => q.bind(*b),
             Value::IntArray(_) | Value::TextArray(_) => DB::bind_array(q, v),
         };
     }
@@ -457,7 +475,16 @@ fn transient_sqlstate(code: &str) -> bool {
 /// interrupted, statement time exceeded (MariaDB, MySQL).
 const TRANSIENT_MYSQL: [u16; 5] = [1205, 1213, 1317, 1969, 3024];
 
-fn query_error(database: &str, e: sqlx::Error) -> DbError {
+/// Turns a driver error into a [`DbError::Query`], whose text is safe to store and mail.
+///
+/// An error the database returned is described by its code, the schema objects the driver
+/// names and a class in plain words derived from the code ([`Refusal`]); the database's own
+/// message can quote a row — a duplicate key's value, a trigger's `RAISE EXCEPTION 'cannot
+/// delete %', OLD.email` — so it is logged here, once, and goes nowhere else. A value that
+/// could not be encoded or decoded is treated the same way. Other errors (I/O, pool
+/// timeout, protocol) carry no row data and keep their text, scrubbed of the URL and the
+/// passwords like every message of this pool.
+fn query_error(database: &str, e: sqlx::Error, scrubber: &Scrubber) -> DbError {
     let unique_violation = e
         .as_database_error()
         .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation);
@@ -482,17 +509,317 @@ fn query_error(database: &str, e: sqlx::Error) -> DbError {
         }
         _ => false,
     };
+    let reason = match &e {
+        sqlx::Error::Database(d) => {
+            let refusal = Refusal::of(d.as_ref());
+            let detail = d
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(sqlx::postgres::PgDatabaseError::detail)
+                .map(|detail| scrubber.scrub(detail));
+            tracing::warn!(
+                database,
+                code = %refusal.code,
+                error = %scrubber.scrub(d.message()),
+                detail = detail.as_deref().unwrap_or(""),
+                "the database refused a statement; its own words, which may quote a record, are in this log only"
+            );
+            refusal.to_string()
+        }
+        sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
+            tracing::warn!(
+                database,
+                error = %scrubber.scrub(&e.to_string()),
+                "a value could not be converted; the driver's words, which may quote it, are in this log only"
+            );
+            match &e {
+                sqlx::Error::ColumnDecode { index, .. } => {
+                    format!("a value in column {index} of a result could not be read")
+                }
+                sqlx::Error::Encode(_) => "a value could not be sent to the database".to_owned(),
+                _ => "a value from the database could not be read".to_owned(),
+            }
+        }
+        other => scrubber.scrub(&other.to_string()),
+    };
     DbError::Query {
         database: database.to_owned(),
-        reason: e.to_string(),
+        reason,
         unique_violation,
         transient,
     }
 }
 
-/// Removes the URL (which may hold a password) from a driver message.
-fn scrub(message: &str, url: &str) -> String {
-    message.replace(url, &crate::config::mask_url(url))
+// Classes of database errors, in plain words, for reports read by people who do not know
+// SQLSTATEs. Derived from the code only, never from the database's message.
+const UNIQUE: &str = "a unique key would be violated";
+const FOREIGN_KEY: &str = "a foreign key refers to the row";
+const FOREIGN_KEY_MISSING: &str = "a foreign key would refer to a row that does not exist";
+const NOT_NULL: &str = "a column that may not be empty would be empty";
+const CHECK: &str = "a check constraint would be violated";
+const INTEGRITY: &str = "an integrity constraint would be violated";
+const ABORTED: &str = "the database aborted the transaction (serialization/deadlock)";
+const LOCK_TIMEOUT: &str = "a lock wait timed out";
+const STATEMENT_TIMEOUT: &str = "the statement timed out";
+const INTERRUPTED: &str = "the statement was interrupted";
+const SESSION_ENDED: &str = "the server ended the session";
+const CONNECTION: &str = "the connection failed";
+const NO_TABLE: &str = "the table does not exist";
+const NO_COLUMN: &str = "a column does not exist";
+const PERMISSION: &str = "the database user lacks a permission";
+const SCHEMA: &str = "the statement was refused (permissions or schema)";
+const TRIGGER: &str = "a trigger or function in the database raised an error";
+const BAD_VALUE: &str = "a value does not fit the column type";
+const READ_ONLY: &str = "the database is read-only";
+const FULL: &str = "the database or its disk is full";
+const RESOURCES: &str = "the server ran out of resources";
+const BUSY: &str = "the database was busy (another connection held its lock)";
+const LOCKED: &str = "a table was locked by another statement";
+const DISK: &str = "a disk I/O error occurred";
+const CORRUPT: &str = "the database file is corrupt";
+const REFUSED: &str = "the database refused the statement";
+
+/// What may be said, outside the log, about an error the database returned: a class in
+/// plain words, the code, and the schema objects (constraint, table, column) the driver
+/// names — never its message, which can quote a record.
+#[derive(Debug, PartialEq, Eq)]
+struct Refusal {
+    class: &'static str,
+    /// `SQLSTATE 23505`, `MySQL error 1451, SQLSTATE 23000`, `SQLite error 1811`.
+    code: String,
+    /// `constraint orders_customer_fkey`, `table public.orders`, `column email`.
+    objects: Vec<String>,
+    /// SQLite's own message, when it names only schema objects (`no such table: t`).
+    quoted: Option<String>,
+}
+
+impl Refusal {
+    fn of(d: &dyn sqlx::error::DatabaseError) -> Refusal {
+        if let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+            // A PL/pgSQL `RAISE … USING COLUMN = OLD.email` fills the object fields with
+            // whatever it likes: only the database's own errors name real objects.
+            let raised = pg.routine() == Some("exec_stmt_raise");
+            let objects = if raised {
+                Vec::new()
+            } else {
+                let table = match (pg.schema(), pg.table()) {
+                    (Some(schema), Some(table)) => Some(format!("{schema}.{table}")),
+                    (_, table) => table.map(str::to_owned),
+                };
+                named_objects(pg.constraint(), table.as_deref(), pg.column())
+            };
+            return Refusal {
+                class: postgres_class(pg.code()),
+                code: format!("SQLSTATE {}", pg.code()),
+                objects,
+                quoted: None,
+            };
+        }
+        if let Some(my) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            let sqlstate = my.code().unwrap_or("HY000");
+            return Refusal {
+                class: mysql_class(my.number(), sqlstate),
+                code: format!("MySQL error {}, SQLSTATE {sqlstate}", my.number()),
+                objects: named_objects(d.constraint(), d.table(), None),
+                quoted: None,
+            };
+        }
+        let code = d.code().map(|c| c.into_owned());
+        let extended = code.as_deref().and_then(|c| c.parse::<i32>().ok());
+        match extended {
+            Some(extended) => {
+                let (class, quoted) = sqlite_class(extended, d.message());
+                Refusal {
+                    class,
+                    code: format!("SQLite error {extended}"),
+                    objects: named_objects(d.constraint(), d.table(), None),
+                    quoted,
+                }
+            }
+            None => Refusal {
+                class: REFUSED,
+                code: code.map_or_else(|| "no code".to_owned(), |c| format!("code {c}")),
+                objects: Vec::new(),
+                quoted: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}", self.class, self.code)?;
+        if let Some(q) = &self.quoted {
+            write!(f, ": {q}")?;
+        }
+        if !self.objects.is_empty() {
+            write!(f, "; {}", self.objects.join(", "))?;
+        }
+        f.write_str(")")
+    }
+}
+
+fn named_objects(
+    constraint: Option<&str>,
+    table: Option<&str>,
+    column: Option<&str>,
+) -> Vec<String> {
+    [
+        ("constraint", constraint),
+        ("table", table),
+        ("column", column),
+    ]
+    .into_iter()
+    .filter_map(|(what, name)| name.map(|n| format!("{what} {n}")))
+    .collect()
+}
+
+/// The class of a PostgreSQL SQLSTATE (also the standard classes other databases share).
+fn postgres_class(code: &str) -> &'static str {
+    match code {
+        "23505" => UNIQUE,
+        "23503" => FOREIGN_KEY,
+        "23502" => NOT_NULL,
+        "23514" => CHECK,
+        "40001" | "40P01" => ABORTED,
+        "55P03" => LOCK_TIMEOUT,
+        "57014" => STATEMENT_TIMEOUT,
+        "42P01" => NO_TABLE,
+        "42703" => NO_COLUMN,
+        "42501" => PERMISSION,
+        "25006" => READ_ONLY,
+        "53100" => FULL,
+        c if c.starts_with("57P0") => SESSION_ENDED,
+        c if c.starts_with("08") => CONNECTION,
+        c if c.starts_with("23") => INTEGRITY,
+        c if c.starts_with("40") => ABORTED,
+        c if c.starts_with("42") => SCHEMA,
+        c if c.starts_with("P0") => TRIGGER,
+        c if c.starts_with("22") => BAD_VALUE,
+        c if c.starts_with("53") => RESOURCES,
+        _ => REFUSED,
+    }
+}
+
+/// The class of a MySQL/MariaDB error: by its number, which says more than the SQLSTATE
+/// (23000 is every integrity error, HY000 most others).
+fn mysql_class(number: u16, sqlstate: &str) -> &'static str {
+    match number {
+        1062 | 1586 => UNIQUE,
+        1451 | 1217 => FOREIGN_KEY,
+        1452 | 1216 => FOREIGN_KEY_MISSING,
+        1048 => NOT_NULL,
+        3819 | 4025 => CHECK,
+        1213 => ABORTED,
+        1205 => LOCK_TIMEOUT,
+        1969 | 3024 => STATEMENT_TIMEOUT,
+        1317 => INTERRUPTED,
+        1053 | 1927 => SESSION_ENDED,
+        1146 => NO_TABLE,
+        1054 => NO_COLUMN,
+        1044 | 1045 | 1142 | 1143 | 1227 => PERMISSION,
+        1644 => TRIGGER,
+        1290 | 1792 | 1836 => READ_ONLY,
+        1021 | 1114 => FULL,
+        1264 | 1292 | 1366 | 1406 => BAD_VALUE,
+        _ if sqlstate.starts_with("45") => TRIGGER,
+        _ if sqlstate.starts_with("42") => SCHEMA,
+        _ if sqlstate.starts_with("08") => CONNECTION,
+        _ if sqlstate.starts_with("23") => INTEGRITY,
+        _ if sqlstate.starts_with("40") => ABORTED,
+        _ if sqlstate.starts_with("22") => BAD_VALUE,
+        _ => REFUSED,
+    }
+}
+
+/// The class of a SQLite extended result code, and SQLite's message when it may be kept.
+/// SQLite quotes a record only through a trigger's `RAISE(ABORT, …)` (1811, dropped with
+/// every other constraint message); "no such table/column" names the objects of the
+/// statement retentiond sent, so it is kept to say which.
+fn sqlite_class(extended: i32, message: &str) -> (&'static str, Option<String>) {
+    let class = match extended {
+        2067 | 1555 => UNIQUE,
+        787 => FOREIGN_KEY,
+        1299 => NOT_NULL,
+        275 => CHECK,
+        1811 => TRIGGER,
+        e => match e & 0xff {
+            19 => INTEGRITY,
+            5 => BUSY,
+            6 => LOCKED,
+            13 => FULL,
+            8 => READ_ONLY,
+            9 => INTERRUPTED,
+            10 => DISK,
+            11 | 26 => CORRUPT,
+            3 | 23 => PERMISSION,
+            20 => BAD_VALUE,
+            1 if message.starts_with("no such table") => NO_TABLE,
+            1 if message.starts_with("no such column") => NO_COLUMN,
+            _ => REFUSED,
+        },
+    };
+    let quoted = (extended == 1 && matches!(class, NO_TABLE | NO_COLUMN))
+        .then(|| message.chars().take(200).collect());
+    (class, quoted)
+}
+
+/// Removes one database's secrets from driver messages: its URL as written (replaced by
+/// the masked URL), and every password in every form a driver could quote — the URL's
+/// password and secret query parameters as written, re-encoded and decoded
+/// ([`DatabaseSpec::url_secrets`]), and the password read from `password_file` or
+/// `password_env`; each also percent-encoded. A message is stored in the state database,
+/// saved in reports and mailed: it must hold no password, whatever quoted it. (No `Debug`:
+/// it holds the passwords.)
+struct Scrubber {
+    url: String,
+    masked_url: String,
+    /// Longest first, so a secret that contains another is removed whole.
+    secrets: Vec<String>,
+}
+
+impl Scrubber {
+    fn new(spec: &DatabaseSpec, password: Option<&str>) -> Scrubber {
+        let mut plain = spec.url_secrets();
+        plain.extend(password.filter(|p| !p.is_empty()).map(str::to_owned));
+        let mut secrets: Vec<String> = Vec::new();
+        for form in plain.iter().flat_map(|p| [p.clone(), percent_encode(p)]) {
+            if !secrets.contains(&form) {
+                secrets.push(form);
+            }
+        }
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Scrubber {
+            url: spec.url.clone(),
+            masked_url: spec.masked_url(),
+            secrets,
+        }
+    }
+
+    fn scrub(&self, message: &str) -> String {
+        let mut out = if self.url.is_empty() {
+            message.to_owned()
+        } else {
+            message.replace(&self.url, &self.masked_url)
+        };
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), "***");
+        }
+        out
+    }
+}
+
+/// `s` with every byte outside the URL's unreserved characters written `%XX`, as a
+/// password appears inside a URL a driver might quote.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -509,5 +836,90 @@ mod tests {
         for code in ["23505", "42P01", "22007", "57000"] {
             assert!(!transient_sqlstate(code), "{code}");
         }
+    }
+
+    fn spec(url: &str) -> DatabaseSpec {
+        DatabaseSpec {
+            name: "hr".into(),
+            dialect: Dialect::Postgres,
+            url: url.into(),
+            secret: Secret::None,
+            timeouts: Default::default(),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn a_driver_message_loses_the_url_and_every_password() {
+        let url = "postgres://u:S3cret/PW@host/db?sslpassword=K%2By";
+        let s = Scrubber::new(&spec(url), Some("from file é"));
+        let message = format!(
+            "bad {url}; password S3cret/PW, S3cret%2FPW, K%2By, K+y, from file é, from%20file%20%C3%A9"
+        );
+        let out = s.scrub(&message);
+        for secret in ["S3cret", "K%2By", "K+y", "from file", "from%20file"] {
+            assert!(!out.contains(secret), "{secret}: {out}");
+        }
+        assert!(out.contains("postgres://***@host/db"), "{out}");
+    }
+
+    #[test]
+    fn a_class_is_derived_from_the_code_alone() {
+        assert_eq!(postgres_class("23505"), UNIQUE);
+        assert_eq!(postgres_class("23503"), FOREIGN_KEY);
+        assert_eq!(postgres_class("40P01"), ABORTED);
+        assert_eq!(postgres_class("55P03"), LOCK_TIMEOUT);
+        assert_eq!(postgres_class("57014"), STATEMENT_TIMEOUT);
+        assert_eq!(postgres_class("57P01"), SESSION_ENDED);
+        assert_eq!(postgres_class("08006"), CONNECTION);
+        assert_eq!(postgres_class("42P01"), NO_TABLE);
+        assert_eq!(postgres_class("42601"), SCHEMA);
+        assert_eq!(postgres_class("P0001"), TRIGGER);
+        assert_eq!(postgres_class("XX000"), REFUSED);
+        assert_eq!(mysql_class(1451, "23000"), FOREIGN_KEY);
+        assert_eq!(mysql_class(1062, "23000"), UNIQUE);
+        assert_eq!(mysql_class(1205, "HY000"), LOCK_TIMEOUT);
+        assert_eq!(mysql_class(1969, "70100"), STATEMENT_TIMEOUT);
+        assert_eq!(mysql_class(1146, "42S02"), NO_TABLE);
+        assert_eq!(mysql_class(1644, "45000"), TRIGGER);
+        assert_eq!(mysql_class(9999, "45001"), TRIGGER);
+        assert_eq!(mysql_class(9999, "HY000"), REFUSED);
+        assert_eq!(sqlite_class(1811, "no: jane@example.org"), (TRIGGER, None));
+        assert_eq!(
+            sqlite_class(2067, "UNIQUE constraint failed: t.id").0,
+            UNIQUE
+        );
+        assert_eq!(sqlite_class(517, "database is locked").0, BUSY);
+        assert_eq!(sqlite_class(13, "database or disk is full").0, FULL);
+        assert_eq!(
+            sqlite_class(1, "no such table: main.t"),
+            (NO_TABLE, Some("no such table: main.t".to_owned()))
+        );
+        assert_eq!(sqlite_class(1, "near \"x\": syntax error"), (REFUSED, None));
+    }
+
+    #[test]
+    fn a_refusal_says_its_class_code_and_objects() {
+        let r = Refusal {
+            class: UNIQUE,
+            code: "SQLSTATE 23505".into(),
+            objects: named_objects(Some("users_email_key"), Some("public.users"), None),
+            quoted: None,
+        };
+        assert_eq!(
+            r.to_string(),
+            "a unique key would be violated (SQLSTATE 23505; constraint users_email_key, table public.users)"
+        );
+        let (class, quoted) = sqlite_class(1, "no such table: t");
+        let r = Refusal {
+            class,
+            code: "SQLite error 1".into(),
+            objects: Vec::new(),
+            quoted,
+        };
+        assert_eq!(
+            r.to_string(),
+            "the table does not exist (SQLite error 1: no such table: t)"
+        );
     }
 }

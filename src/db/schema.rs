@@ -18,6 +18,9 @@ pub enum ColClass {
     Naive,
     /// `TIMESTAMPTZ`, MySQL `TIMESTAMP`.
     Instant,
+    /// PostgreSQL `boolean`, SQLite a declared `BOOLEAN` (MySQL's `BOOLEAN` is `TINYINT`,
+    /// an integer).
+    Bool,
     /// Anything else (SQLite: no declared type, or one without a known affinity).
     Other,
 }
@@ -33,6 +36,13 @@ pub struct Column {
     pub class: ColClass,
     /// Whether NULL may be stored.
     pub nullable: bool,
+    /// MySQL/MariaDB: an `… UNSIGNED` integer, whose values may not fit an `i64`.
+    pub unsigned: bool,
+    /// SQLite: part of the primary key. SQLite lets NULL into such a column unless it is
+    /// declared NOT NULL (a legacy of its early versions), so `nullable` is true for it;
+    /// whether a key column really holds NULL is read from its data (see
+    /// [`sqlite_key_types`]).
+    pub sqlite_primary_key: bool,
 }
 
 /// A table's columns and its single-column unique keys.
@@ -51,6 +61,13 @@ pub struct RuleShape {
     pub key: KeyKind,
     /// How `since` is compared.
     pub since: SinceKind,
+    /// The key is a MySQL/MariaDB `… UNSIGNED` integer: read as decimal text (`key` is
+    /// [`KeyKind::Text`]) and bound back with [`Sql::bind_key`], so values above 2^63 are
+    /// read, audited and matched exactly.
+    pub key_unsigned: bool,
+    /// For a `flag` on a boolean column: the value as a boolean, bound as one (PostgreSQL
+    /// compares and stores neither an integer nor a text in a `boolean` column).
+    pub flag_bool: Option<bool>,
 }
 
 /// A mismatch between a rule and its table: which rule key, and what is wrong.
@@ -113,13 +130,14 @@ fn classify(dialect: Dialect, data_type: &str) -> ColClass {
     match dialect {
         Dialect::Postgres => match t.as_str() {
             "smallint" | "integer" | "bigint" => ColClass::Int,
+            "boolean" => ColClass::Bool,
             "text" | "character varying" | "character" | "citext" => ColClass::Text,
             "date" => ColClass::Date,
             "timestamp without time zone" => ColClass::Naive,
             "timestamp with time zone" => ColClass::Instant,
             _ => ColClass::Other,
         },
-        Dialect::MySql => match t.as_str() {
+        Dialect::MySql => match t.trim_end_matches(" unsigned") {
             "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => ColClass::Int,
             "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => ColClass::Text,
             "date" => ColClass::Date,
@@ -129,6 +147,8 @@ fn classify(dialect: Dialect, data_type: &str) -> ColClass {
         },
         // SQLite's affinity rules (https://sqlite.org/datatype3.html, 3.1).
         Dialect::Sqlite if t.contains("int") => ColClass::Int,
+        // NUMERIC affinity to SQLite; a boolean to whoever declared it.
+        Dialect::Sqlite if t.contains("bool") => ColClass::Bool,
         Dialect::Sqlite if t.contains("char") || t.contains("clob") || t.contains("text") => {
             ColClass::Text
         }
@@ -165,7 +185,8 @@ pub async fn describe(db: &Db, table: &TableName) -> Result<Option<TableShape>, 
                     s.push("DATABASE()");
                 }
             };
-            cols.push("SELECT CAST(column_name AS CHAR), CAST(data_type AS CHAR), CAST(is_nullable AS CHAR) FROM information_schema.columns WHERE table_name = ")
+            // `data_type` says `bigint` for `BIGINT UNSIGNED` too; `column_type` tells.
+            cols.push("SELECT CAST(column_name AS CHAR), CAST(CONCAT(data_type, IF(column_type LIKE '%unsigned%', ' unsigned', '')) AS CHAR), CAST(is_nullable AS CHAR) FROM information_schema.columns WHERE table_name = ")
                 .bind(name.clone())
                 .push(" AND table_schema = ");
             schema(&mut cols);
@@ -183,7 +204,7 @@ pub async fn describe(db: &Db, table: &TableName) -> Result<Option<TableShape>, 
                     .map_or("main", |s| s.as_str())
                     .to_owned(),
             );
-            cols.push("SELECT name, type, CASE WHEN \"notnull\" = 1 THEN 'NO' ELSE 'YES' END FROM pragma_table_info(")
+            cols.push("SELECT name, type, CASE WHEN \"notnull\" = 1 THEN 'NO' ELSE 'YES' END, CASE WHEN pk > 0 THEN 'PK' ELSE '' END FROM pragma_table_info(")
                 .bind(name.clone())
                 .push(", ")
                 .bind(schema.clone())
@@ -215,6 +236,8 @@ pub async fn describe(db: &Db, table: &TableName) -> Result<Option<TableShape>, 
             Column {
                 name: get(0),
                 class: classify(d, &data_type),
+                unsigned: d == Dialect::MySql && data_type.ends_with(" unsigned"),
+                sqlite_primary_key: d == Dialect::Sqlite && get(3) == "PK",
                 data_type,
                 nullable: get(2) != "NO",
             }
@@ -268,6 +291,7 @@ pub fn check_rule(
         c.cloned()
     };
     let key_col = col(&rule.key, "key");
+    let key_unsigned = key_col.as_ref().is_some_and(|c| c.unsigned);
     let since_col = col(&rule.since, "expires.since");
     let mut action_cols = Vec::new();
     match &rule.action {
@@ -292,7 +316,15 @@ pub fn check_rule(
                 rule.key, rule.table
             )));
         }
+        if c.nullable && !c.sqlite_primary_key {
+            problems.push(problem("key", format!(
+                "key column '{}' allows NULL: rows with a NULL key cannot be audited; declare it NOT NULL or choose another key",
+                rule.key
+            )));
+        }
         match (c.class, dialect) {
+            // Read as decimal text: `CAST(… AS SIGNED)` turns 2^64 - 1 into -1.
+            (ColClass::Int, Dialect::MySql) if c.unsigned => Some(KeyKind::Text),
             (ColClass::Int, _) => Some(KeyKind::Int),
             (ColClass::Text, _) | (ColClass::Other, Dialect::Sqlite) => Some(KeyKind::Text),
             _ => {
@@ -308,11 +340,18 @@ pub fn check_rule(
             .map_err(|m| problems.push(problem("expires.since", m)))
             .ok()
     });
+    let mut flag_bool = None;
     for (c, strategy, flag) in action_cols.into_iter() {
         let Some(c) = c else { continue };
         let text_ok = matches!(c.class, ColClass::Text)
             || (dialect == Dialect::Sqlite && c.class == ColClass::Other);
         match (strategy, flag) {
+            (_, Some(v)) if c.class == ColClass::Bool => match bool_flag(v) {
+                Some(b) => flag_bool = Some(b),
+                None => problems.push(problem("flag.value", format!(
+                    "column '{}' has type {}; give value = true or value = false", c.name, c.data_type
+                ))),
+            },
             (Some(Strategy::Null), _) if !c.nullable => problems.push(problem(&format!("anonymize.{}", c.name), format!(
                 "column '{}' is NOT NULL, so it cannot be set to null; use {{ replace = \"…\" }} instead", c.name
             ))),
@@ -329,9 +368,91 @@ pub fn check_rule(
         }
     }
     match (key, since, problems.is_empty()) {
-        (Some(key), Some(since), true) => Ok(RuleShape { key, since }),
+        (Some(key), Some(since), true) => Ok(RuleShape {
+            key,
+            since,
+            key_unsigned,
+            flag_bool,
+        }),
         _ => Err(problems),
     }
+}
+
+/// A flag value for a boolean column: TOML `true`/`false` (which the config reads as 1 and
+/// 0), or the text `"true"`/`"false"`. Anything else is refused rather than guessed at.
+fn bool_flag(v: &FlagValue) -> Option<bool> {
+    match v {
+        FlagValue::Int(0) => Some(false),
+        FlagValue::Int(1) => Some(true),
+        FlagValue::Text(t) if t.eq_ignore_ascii_case("true") => Some(true),
+        FlagValue::Text(t) if t.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// The smallest and largest number in `col` of `table` (SQLite: among the rows that hold
+/// a number), or `None` if there is none. For judging what unit an integer time column is
+/// in; read as text, so that no integer type overflows on the way.
+pub async fn numeric_range(
+    db: &Db,
+    table: &TableName,
+    col: &Ident,
+) -> Result<Option<(f64, f64)>, DbError> {
+    let d = db.dialect;
+    let c = d.ident(col);
+    // `text_select` leaves SQLite values as they are; these must arrive as text.
+    let text = |e: String| match d {
+        Dialect::MySql => format!("CAST({e} AS CHAR)"),
+        Dialect::Postgres | Dialect::Sqlite => format!("CAST({e} AS TEXT)"),
+    };
+    let mut sql = Sql::new(d);
+    sql.push("SELECT ")
+        .push(&text(format!("MIN({c})")))
+        .push(", ")
+        .push(&text(format!("MAX({c})")))
+        .push(" FROM ")
+        .push(&d.table(table));
+    if d == Dialect::Sqlite {
+        sql.push(&format!(" WHERE typeof({c}) IN ('integer', 'real')"));
+    }
+    let rows = db.fetch_texts(&sql).await?;
+    let get = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+    };
+    Ok(get(0).zip(get(1)))
+}
+
+/// SQLite: how many rows hold a key of another storage class than `kind` reads (text in
+/// an integer key, a number in a text key, NULL), per class. SQLite stores what it is given
+/// whatever the declared type, so only the data can tell.
+pub async fn sqlite_key_types(
+    db: &Db,
+    table: &TableName,
+    key: &Ident,
+    kind: KeyKind,
+) -> Result<Vec<(String, u64)>, DbError> {
+    let c = db.dialect.ident(key);
+    let expected = match kind {
+        KeyKind::Int => "integer",
+        KeyKind::Text => "text",
+    };
+    let mut sql = Sql::new(db.dialect);
+    sql.push(&format!("SELECT typeof({c}), CAST(COUNT(*) AS TEXT) FROM "))
+        .push(&db.dialect.table(table))
+        .push(&format!(" WHERE typeof({c}) <> "))
+        .bind(Value::Text(expected.to_owned()))
+        .push(&format!(" GROUP BY typeof({c}) ORDER BY 1"));
+    Ok(db
+        .fetch_texts(&sql)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            (get(0), get(1).parse().unwrap_or(0))
+        })
+        .collect())
 }
 
 /// A foreign key in another table that points at a rule's table.

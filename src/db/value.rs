@@ -17,6 +17,9 @@ pub enum Value {
     Naive(NaiveDateTime),
     /// An instant.
     Instant(DateTime<Utc>),
+    /// A boolean, for a flag on a boolean column: PostgreSQL will not compare or store an
+    /// integer or a text parameter in a `boolean` column without a cast.
+    Bool(bool),
     /// PostgreSQL only: an array of integers for `= ANY($n)`.
     IntArray(Vec<i64>),
     /// PostgreSQL only: an array of texts for `= ANY($n)`.
@@ -49,6 +52,7 @@ impl fmt::Display for Value {
             Value::Date(d) => write!(f, "{d}"),
             Value::Naive(t) => write!(f, "{t}"),
             Value::Instant(t) => write!(f, "{}", t.to_rfc3339()),
+            Value::Bool(b) => write!(f, "{b}"),
             Value::IntArray(a) => write!(f, "{a:?}"),
             Value::TextArray(a) => write!(f, "{a:?}"),
         }

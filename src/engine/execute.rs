@@ -12,7 +12,7 @@
 //! A crash after 4 leaves an intent with a journal row: confirmed at the next start.
 //! See `reconcile`.
 
-use super::hasher::Hasher;
+use super::hasher::{is_hashed, Hasher};
 use super::journal;
 use super::matcher::{flag_value, Matcher, When};
 use super::outcome::{Failure, RuleOutcome, RuleStatus};
@@ -397,7 +397,7 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
                 .push(" SET ")
                 .push(&d.ident(column))
                 .push(" = ")
-                .bind(flag_value(value))
+                .bind(flag_value(value, &m.shape))
                 .push(" WHERE ");
         }
         Action::Anonymize(cols) => {
@@ -418,16 +418,28 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
                     }
                     Strategy::Hash => {
                         let hasher = hasher.ok_or("internal: a hash rule ran without its key")?;
-                        sql.push("CASE ").push(&key);
-                        for r in records {
-                            if let Some(Some(v)) = r.texts.get(hashed) {
+                        // NULL stays NULL, and a value already hashed (the matcher's own
+                        // test) is kept, not hashed twice.
+                        let to_hash: Vec<(&Record, &String)> = records
+                            .iter()
+                            .filter_map(|r| match r.texts.get(hashed) {
+                                Some(Some(v)) if !is_hashed(v) => Some((r, v)),
+                                _ => None,
+                            })
+                            .collect();
+                        if to_hash.is_empty() {
+                            // A CASE needs a WHEN; the column stays as it is.
+                            sql.push(&c);
+                        } else {
+                            sql.push("CASE ").push(&key);
+                            for (r, v) in to_hash {
                                 sql.push(" WHEN ")
-                                    .bind(r.key.value())
+                                    .bind_key(r.key.value(), m.shape.key_unsigned)
                                     .push(" THEN ")
                                     .bind(Value::Text(hasher.hash(v)));
                             }
+                            sql.push(" ELSE ").push(&c).push(" END");
                         }
-                        sql.push(" ELSE ").push(&c).push(" END");
                         hashed += 1;
                     }
                 }
@@ -435,7 +447,7 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
             sql.push(" WHERE ");
         }
     }
-    sql.in_list(&key, &keys);
+    sql.key_list(&key, &keys, m.shape.key_unsigned);
     sql.push(&d.action_suffix(&key, keys.len()));
     Ok(sql)
 }

@@ -2,7 +2,7 @@
 //! state directory, so equal values stay equal (duplicates, statistics) but nobody without
 //! the key can test a guess against a stored value.
 
-use super::matcher::HASH_PREFIX;
+use super::matcher::{HASH_DIGITS, HASH_PREFIX};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::io::Write;
@@ -49,7 +49,8 @@ impl Hasher {
         }
     }
 
-    /// `anon-` and the first 16 hex digits of HMAC-SHA-256(key, value).
+    /// `anon-` and the first [`HASH_DIGITS`] (16) lowercase hex digits of
+    /// HMAC-SHA-256(key, value): the exact shape the matcher takes for "already hashed".
     pub fn hash(&self, value: &str) -> String {
         // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
@@ -57,8 +58,20 @@ impl Hasher {
         };
         mac.update(value.as_bytes());
         let digest = hex::encode(mac.finalize().into_bytes());
-        format!("{HASH_PREFIX}{}", &digest[..16])
+        format!("{HASH_PREFIX}{}", &digest[..HASH_DIGITS])
     }
+}
+
+/// Whether `value` has exactly the shape [`Hasher::hash`] writes — the same test the
+/// matcher makes in SQL for "already hashed" (`Dialect::push_hashed`). A record matched
+/// for another column keeps such a value as it is: hashing it again would part it from
+/// the other records hashed from the same original.
+pub fn is_hashed(value: &str) -> bool {
+    value.len() == HASH_PREFIX.len() + HASH_DIGITS
+        && value.starts_with(HASH_PREFIX)
+        && value[HASH_PREFIX.len()..]
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
@@ -84,6 +97,17 @@ mod tests {
         assert_eq!(a.hash("jan@example.be"), b.hash("jan@example.be"));
         assert_ne!(a.hash("jan@example.be"), a.hash("piet@example.be"));
         assert!(a.hash("x").starts_with("anon-") && a.hash("x").len() == 21);
+        assert!(is_hashed(&a.hash("x")) && is_hashed("anon-0123456789abcdef"));
+        for lookalike in [
+            "anon-jane.doe@example.org",
+            "ANON-0123456789ABCDEF",
+            "anon-0123456789ABCDEF",
+            "anon-0123456789abcde",
+            "anon-0123456789abcdef0",
+            "anon-0123456789abcdef\n",
+        ] {
+            assert!(!is_hashed(lookalike), "{lookalike}");
+        }
         let other = tempfile::tempdir().unwrap();
         let c = Hasher::load_or_create(other.path()).unwrap();
         assert_ne!(a.hash("jan@example.be"), c.hash("jan@example.be"));

@@ -2,15 +2,19 @@
 //! state, and within the operator's filter. Shared by `plan` and the batches, so that what
 //! is forecast is exactly what is acted on.
 
-use crate::config::{Action, Cutoff, Hold, KeepWhile, Rule, Strategy};
+use crate::config::{Action, ActionKind, Cutoff, Hold, KeepWhile, Rule, Strategy};
 use crate::db::schema::RuleShape;
 use crate::db::{Dialect, SinceKind, Sql, Value};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-/// The prefix of values written by the `hash` strategy; a value carrying it is already
-/// anonymized.
+/// The prefix of values written by the `hash` strategy.
 pub const HASH_PREFIX: &str = "anon-";
+
+/// How many lowercase hex digits of the HMAC follow [`HASH_PREFIX`]. A value is already
+/// hashed only if it has exactly this shape (see [`Dialect::push_hashed`]): a prefix alone
+/// proves nothing (`anon-jane.doe@example.org` is an e-mail address).
+pub const HASH_DIGITS: usize = 16;
 
 /// A rule bound to its table's shape, and to everything that can keep its records
 /// alive: legal holds, references (`keep_while`), and rules with a longer retention.
@@ -113,20 +117,14 @@ impl Matcher<'_> {
                             sql.push(&c).push(" IS NULL");
                         }
                         Strategy::Replace(v) => {
-                            sql.push("(")
-                                .push(&c)
-                                .push(" IS NOT NULL AND ")
-                                .push(&c)
-                                .push(" = ")
-                                .bind(Value::Text(v.clone()))
-                                .push(")");
+                            sql.push("(").push(&c).push(" IS NOT NULL AND ");
+                            d.push_equals_exactly(sql, &c, v);
+                            sql.push(")");
                         }
                         Strategy::Hash => {
-                            sql.push("(")
-                                .push(&c)
-                                .push(" IS NULL OR ")
-                                .push(&c)
-                                .push(&format!(" LIKE '{HASH_PREFIX}%')"));
+                            sql.push("(").push(&c).push(" IS NULL OR ");
+                            d.push_hashed(sql, &c, HASH_PREFIX, HASH_DIGITS);
+                            sql.push(")");
                         }
                     }
                 }
@@ -139,7 +137,7 @@ impl Matcher<'_> {
                     .push(" IS NOT NULL AND ")
                     .push(&c)
                     .push(" = ")
-                    .bind(flag_value(value))
+                    .bind(flag_value(value, &self.shape))
                     .push(")");
             }
         }
@@ -206,7 +204,7 @@ impl Matcher<'_> {
             .push(" WHERE ")
             .push(&self.dialect.ident(column))
             .push(" = ")
-            .bind(flag_value(value));
+            .bind(flag_value(value, &self.shape));
         Some(sql)
     }
 
@@ -255,7 +253,8 @@ impl Matcher<'_> {
         sql.push(" FROM ").push(&self.table()).push(" WHERE ");
         self.push_condition(&mut sql, when, Holds::Apply);
         if let Some(v) = after {
-            sql.push(&format!(" AND {key} > ")).bind(v.clone());
+            sql.push(&format!(" AND {key} > "))
+                .bind_key(v.clone(), self.shape.key_unsigned);
         }
         sql.push(&format!(" ORDER BY {key} LIMIT {size}"))
             .push(d.lock_suffix());
@@ -275,25 +274,112 @@ impl Matcher<'_> {
     }
 }
 
-/// Rules whose retention outlasts `rule`'s on the same table with the same action: while
-/// they keep a record, `rule` must not act on it.
-pub fn longer_rivals<'a>(rule: &Rule, all: &'a [Rule]) -> Vec<&'a Rule> {
-    all.iter()
-        .filter(|r| {
-            r.name != rule.name
-                && r.database == rule.database
-                && r.table == rule.table
-                && r.action.verb() == rule.action.verb()
-                && r.action.verb() != "flag"
-                && r.after.approx_days() > rule.after.approx_days()
-        })
-        .collect()
+/// The rules that can keep a record from another rule, grouped once by database, table
+/// and action (`flag` rules never compete), longest retention first.
+pub struct RivalIndex<'a> {
+    groups: std::collections::HashMap<(&'a str, String, ActionKind), Vec<&'a Rule>>,
 }
 
-/// The bind value of a flag.
-pub fn flag_value(v: &crate::config::FlagValue) -> Value {
+impl<'a> RivalIndex<'a> {
+    /// Groups `all`.
+    pub fn new(all: &'a [Rule]) -> Self {
+        let mut groups: std::collections::HashMap<_, Vec<&'a Rule>> =
+            std::collections::HashMap::new();
+        for r in all.iter().filter(|r| r.action.kind() != ActionKind::Flag) {
+            groups
+                .entry((r.database.as_str(), r.table.to_string(), r.action.kind()))
+                .or_default()
+                .push(r);
+        }
+        for rules in groups.values_mut() {
+            rules.sort_by_key(|r| std::cmp::Reverse(r.after.approx_days()));
+        }
+        RivalIndex { groups }
+    }
+
+    /// Rules whose retention outlasts `rule`'s on the same table with the same action:
+    /// while they keep a record, `rule` must not act on it. Of rivals that share a `since`
+    /// column and a filter, only the longest matters (what it keeps, every shorter one
+    /// keeps too), so each such group is one condition, not one per rule: with thousands of
+    /// rules on a table the condition stays small.
+    pub fn longer_than(&self, rule: &Rule) -> Vec<&'a Rule> {
+        let key = (
+            rule.database.as_str(),
+            rule.table.to_string(),
+            rule.action.kind(),
+        );
+        let Some(rules) = self.groups.get(&key) else {
+            return Vec::new();
+        };
+        let mut seen: std::collections::HashSet<(String, Option<String>)> =
+            std::collections::HashSet::new();
+        rules
+            .iter()
+            .take_while(|r| r.after.approx_days() > rule.after.approx_days())
+            .filter(|r| r.name != rule.name)
+            .filter(|r| {
+                seen.insert((
+                    r.since.to_string(),
+                    r.filter.as_ref().map(|f| f.sql().to_owned()),
+                ))
+            })
+            .copied()
+            .collect()
+    }
+}
+
+/// The bind value of a flag: a boolean for a boolean column (as [`check_rule`] read it),
+/// otherwise the value as written.
+///
+/// [`check_rule`]: crate::db::schema::check_rule
+pub fn flag_value(v: &crate::config::FlagValue, shape: &RuleShape) -> Value {
+    if let Some(b) = shape.flag_bool {
+        return Value::Bool(b);
+    }
     match v {
         crate::config::FlagValue::Text(s) => Value::Text(s.clone()),
         crate::config::FlagValue::Int(i) => Value::Int(*i),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` delete rules on one table, with 5 different filters and ever longer periods.
+    fn rules(n: usize) -> crate::config::Config {
+        let mut toml = String::from("[daemon]\nstate_dir = \"/tmp/x\"\nschedule = \"0 30 2 * * *\"\ntimezone = \"UTC\"\n\n[databases.main]\nurl = \"sqlite:///tmp/x.db\"\n\n");
+        for i in 0..n {
+            toml.push_str(&format!(
+                "[[rule]]\nname = \"r{i}\"\nlegal_basis = \"x\"\ndatabase = \"main\"\ntable = \"t\"\nkey = \"id\"\nfilter = \"kind = {}\"\nexpires = {{ since = \"at\", after = \"{} days\" }}\naction = \"delete\"\n\n",
+                i % 5,
+                i + 1
+            ));
+        }
+        crate::config::parse(std::path::Path::new("r.toml"), &toml).expect("valid config")
+    }
+
+    #[test]
+    fn longer_rivals_are_one_per_filter_whatever_the_number_of_rules() {
+        let config = rules(2000);
+        let index = RivalIndex::new(&config.rules);
+        let shortest = &config.rules[0];
+        let rivals = index.longer_than(shortest);
+        assert_eq!(rivals.len(), 5, "one rival condition per distinct filter");
+        // Each kept rival is the longest of its filter.
+        for r in &rivals {
+            assert!(
+                r.after.approx_days() >= 1996,
+                "{} keeps less than the longest",
+                r.name
+            );
+        }
+        // The longest rule has no rival; one in the middle only longer ones.
+        assert!(index.longer_than(&config.rules[1999]).is_empty());
+        let middle = &config.rules[1000];
+        assert!(index
+            .longer_than(middle)
+            .iter()
+            .all(|r| r.after.approx_days() > middle.after.approx_days()));
     }
 }

@@ -210,6 +210,9 @@ pub struct RunSummary {
     pub audit_entries: i64,
     /// The trail's head hash after the pass (anchors the trail).
     pub audit_head: String,
+    /// The databases whose `retentiond_anchor` table holds this head.
+    #[serde(default)]
+    pub anchored_in: Vec<String>,
 }
 
 impl RuleOutcome {

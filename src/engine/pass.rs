@@ -11,6 +11,7 @@ use super::plan::{brake, evaluate};
 use super::prepare::{prepare, Readiness};
 use super::reconcile::reconcile;
 use crate::config::{Action, Config, ConfigError, Mode, Rule, Strategy};
+use crate::db::journal::{self, Anchor};
 use crate::db::Db;
 use crate::state::{now_text, time_text, State, StateError};
 use chrono::{DateTime, Utc};
@@ -104,11 +105,34 @@ pub async fn run_pass(
     options: &PassOptions,
     stop: &CancellationToken,
 ) -> Result<RunSummary, PassError> {
-    let _lock = state.lock_pass()?;
-    room_for(state, 0).map_err(PassError::Other)?;
+    let prepared = prepare(config, &options.rules).await?;
+    run_prepared(config, state, prepared, options, stop).await
+}
+
+/// Runs one pass whose rules were already checked against their tables (`prepare`): a
+/// rule that does not fit stops the command with exit 78 before the state directory is
+/// even opened.
+pub async fn run_prepared(
+    config: &Config,
+    state: &State,
+    prepared: super::prepare::Prepared<'_>,
+    options: &PassOptions,
+    stop: &CancellationToken,
+) -> Result<RunSummary, PassError> {
+    let _lock = match state.lock_pass() {
+        Ok(lock) => lock,
+        Err(e) => {
+            prepared.close().await;
+            return Err(e.into());
+        }
+    };
+    if let Err(why) = room_for(state, 0) {
+        prepared.close().await;
+        return Err(PassError::Other(why));
+    }
     state.close_interrupted_runs().await?;
     let reconciled = reconcile(config, state).await?;
-    let prepared = prepare(config, &options.rules).await?;
+    clean_old_journal_rows(&prepared, state).await;
     let hasher = if needs_hasher(config) {
         Some(Hasher::load_or_create(&config.daemon.state_dir).map_err(PassError::Other)?)
     } else {
@@ -174,8 +198,14 @@ pub async fn run_pass(
         }
         outcomes.push(outcome);
     }
-    prepared.close().await;
     let (audit_entries, audit_head) = crate::audit::head(state).await?;
+    let anchor = Anchor {
+        run_id: run_id.clone(),
+        seq: audit_entries,
+        head: audit_head.clone(),
+    };
+    let anchored_in = anchor_everywhere(&prepared, &anchor).await;
+    prepared.close().await;
     let mut summary = RunSummary {
         run_id: run_id.clone(),
         started_at,
@@ -186,6 +216,7 @@ pub async fn run_pass(
         hold_events,
         audit_entries,
         audit_head,
+        anchored_in,
     };
     summary.status = summary.status_now();
     let json = serde_json::to_string(&summary).map_err(|e| PassError::Other(e.to_string()))?;
@@ -194,6 +225,57 @@ pub async fn run_pass(
         .await?;
     tracing::info!(rows = summary.total_acted(), status = %summary.status, "pass finished");
     Ok(summary)
+}
+
+/// Removes the journal rows that passes of this installation left behind when they failed
+/// or were interrupted (a successful rule cleans its own): once a pass is finished and none
+/// of its batches is still in doubt, its rows prove nothing any more. Rows of passes this
+/// state database does not know (another installation on the same database) are left
+/// alone. Best effort: a failure is logged and retried next pass.
+async fn clean_old_journal_rows(prepared: &super::prepare::Prepared<'_>, state: &State) {
+    let in_doubt: Vec<String> = match state.pending().await {
+        Ok(p) => p.into_iter().map(|i| i.run_id).collect(),
+        Err(_) => return,
+    };
+    for (name, db) in &prepared.dbs {
+        let Ok(passes) = journal::passes_with_rows(db).await else {
+            continue;
+        };
+        for run_id in passes {
+            if in_doubt.contains(&run_id) {
+                continue;
+            }
+            let finished =
+                matches!(state.run(Some(&run_id)).await, Ok(Some(r)) if r.finished_at.is_some());
+            if !finished {
+                continue;
+            }
+            if let Err(e) = journal::clean(db, &format!("{run_id}-")).await {
+                tracing::warn!(database = %name, run_id = %run_id, error = %e, "could not remove old journal rows; retried next pass");
+            }
+        }
+    }
+}
+
+/// Anchors the trail's head in every database the pass used (see
+/// [`crate::db::journal::write_anchor`]) and in the log, which journald keeps apart from
+/// the state directory. Returns the databases that hold the anchor; one that could not
+/// be written is logged, never fails the pass (its work is done and audited).
+async fn anchor_everywhere(
+    prepared: &super::prepare::Prepared<'_>,
+    anchor: &Anchor,
+) -> Vec<String> {
+    tracing::info!(run_id = %anchor.run_id, seq = anchor.seq, head = %anchor.head, "audit trail head");
+    let mut anchored = Vec::new();
+    for (name, db) in &prepared.dbs {
+        match journal::write_anchor(db, anchor).await {
+            Ok(()) => anchored.push(name.clone()),
+            Err(e) => {
+                tracing::warn!(database = %name, error = %e, "could not anchor the audit trail's head in this database")
+            }
+        }
+    }
+    anchored
 }
 
 /// One rule: count, report-only or brake, then act on at most the counted records.

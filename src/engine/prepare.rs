@@ -4,11 +4,11 @@
 //! a longer retention it must respect. Any mismatch is a config error (exit 78, nothing
 //! touched); an unreachable database only fails its own rules.
 
-use crate::config::{Config, ConfigError, ConfigProblem, Rule};
+use crate::config::{Config, ConfigError, ConfigProblem, Ident, Rule, TableName};
 use crate::db::schema::{self, SchemaProblem, TableShape};
-use crate::db::{Db, DbError, Sql};
-use crate::engine::matcher::{longer_rivals, Matcher};
-use std::collections::BTreeMap;
+use crate::db::{Db, DbError, Dialect, KeyKind, SinceKind, Sql};
+use crate::engine::matcher::{Matcher, RivalIndex};
+use std::collections::{BTreeMap, HashMap};
 
 /// A rule that is ready to run, or why it cannot run this time.
 pub enum Readiness<'a> {
@@ -24,6 +24,9 @@ pub struct Prepared<'a> {
     pub dbs: BTreeMap<String, Db>,
     /// Selected rules.
     pub rules: Vec<(&'a Rule, Readiness<'a>)>,
+    /// What retentiond assumed where the catalog could not say (the unit of an integer
+    /// time column), for `check` to tell the operator.
+    pub notes: Vec<String>,
 }
 
 impl Prepared<'_> {
@@ -70,14 +73,20 @@ pub async fn prepare<'a>(
         }
     }
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     let mut out = Vec::new();
+    let mut catalog = Catalog {
+        shapes: HashMap::new(),
+        seconds: HashMap::new(),
+        rivals: RivalIndex::new(&config.rules),
+    };
     for rule in rules {
         let Some(db) = dbs.get(&rule.database) else {
             let why = down.get(&rule.database).cloned().unwrap_or_default();
             out.push((rule, Readiness::Unavailable(why)));
             continue;
         };
-        match matcher(config, db, rule).await {
+        match matcher(config, db, rule, &mut notes, &mut catalog).await {
             Ok(Ok(m)) => out.push((rule, Readiness::Ready(m))),
             Ok(Err(found)) => problems.extend(found.into_iter().map(|p| ConfigProblem {
                 file: config.path.clone(),
@@ -92,7 +101,11 @@ pub async fn prepare<'a>(
             Err(e) => out.push((rule, Readiness::Unavailable(e.to_string()))),
         }
     }
-    let prepared = Prepared { dbs, rules: out };
+    let prepared = Prepared {
+        dbs,
+        rules: out,
+        notes,
+    };
     if problems.is_empty() {
         Ok(prepared)
     } else {
@@ -124,13 +137,60 @@ async fn parses(db: &Db, table: &str, condition: &str) -> Result<(), String> {
         .map_err(|e| format!("the database rejects this condition: {e}"))
 }
 
+/// What `prepare` learns once and many rules share: each table's shape, each integer
+/// column's unit check, and the rules grouped by table (for the longer-retention rivals).
+/// With thousands of rules on a few tables, asking the catalog again per rule, or
+/// comparing every rule with every other, made `check` take minutes.
+struct Catalog<'a> {
+    shapes: HashMap<(String, String), Option<TableShape>>,
+    seconds: HashMap<(String, String, String), Result<Option<String>, String>>,
+    rivals: RivalIndex<'a>,
+}
+
+impl Catalog<'_> {
+    /// The shape of `table` in `db`, asked of the catalog once.
+    async fn describe(
+        &mut self,
+        db: &Db,
+        table: &TableName,
+    ) -> Result<Option<TableShape>, DbError> {
+        let k = (db.name.clone(), table.to_string());
+        if let Some(shape) = self.shapes.get(&k) {
+            return Ok(shape.clone());
+        }
+        let shape = schema::describe(db, table).await?;
+        self.shapes.insert(k, shape.clone());
+        Ok(shape)
+    }
+
+    /// [`unix_seconds`], asked once per column.
+    async fn unix_seconds(
+        &mut self,
+        db: &Db,
+        table: &TableName,
+        col: &Ident,
+        kind: SinceKind,
+        what: &str,
+    ) -> Result<Result<Option<String>, String>, DbError> {
+        let k = (db.name.clone(), table.to_string(), col.to_string());
+        if let Some(r) = self.seconds.get(&k) {
+            return Ok(r.clone());
+        }
+        let r = unix_seconds(db, table, col, kind, what).await?;
+        self.seconds.insert(k, r.clone());
+        Ok(r)
+    }
+}
+
 async fn matcher<'a>(
     config: &'a Config,
     db: &Db,
     rule: &'a Rule,
+    notes: &mut Vec<String>,
+    catalog: &mut Catalog<'a>,
 ) -> Result<Result<Matcher<'a>, Vec<SchemaProblem>>, DbError> {
     let d = db.dialect;
-    let table = schema::describe(db, &rule.table).await?;
+    let table = catalog.describe(db, &rule.table).await?;
     let shape = match schema::check_rule(rule, table.as_ref(), d, &rule.database) {
         Ok(s) => s,
         Err(p) => return Ok(Err(p)),
@@ -140,6 +200,24 @@ async fn matcher<'a>(
     };
     let quoted = d.table(&rule.table);
     let mut problems = Vec::new();
+    if d == Dialect::Sqlite {
+        let found = schema::sqlite_key_types(db, &rule.table, &rule.key, shape.key).await?;
+        if !found.is_empty() {
+            problems.push(problem(
+                "key",
+                sqlite_key_message(&rule.key, shape.key, &found),
+            ));
+        }
+    }
+    let what = format!("since column {}", rule.since);
+    match catalog
+        .unix_seconds(db, &rule.table, &rule.since, shape.since, &what)
+        .await?
+    {
+        Ok(Some(note)) => notes.push(format!("rule \"{}\": {note}", rule.name)),
+        Ok(None) => {}
+        Err(m) => problems.push(problem("expires.since", m)),
+    }
     if let Some(f) = &rule.filter {
         if let Err(m) = parses(db, &quoted, f).await {
             problems.push(problem("filter", m));
@@ -162,7 +240,7 @@ async fn matcher<'a>(
     let mut keeps = Vec::new();
     for (i, k) in rule.keep_while.iter().enumerate() {
         let key = |f: &str| format!("keep_while[{i}].{f}");
-        let Some(kt) = schema::describe(db, &k.table).await? else {
+        let Some(kt) = catalog.describe(db, &k.table).await? else {
             problems.push(problem(
                 &key("table"),
                 format!(
@@ -182,11 +260,37 @@ async fn matcher<'a>(
             ));
         }
         match schema::since_kind(&kt, d, &k.since, &k.table) {
-            Ok(kind) => keeps.push((k, kind)),
+            Ok(kind) => {
+                let what = format!("keep_while[{i}].since column {} of {}", k.since, k.table);
+                match catalog
+                    .unix_seconds(db, &k.table, &k.since, kind, &what)
+                    .await?
+                {
+                    Ok(Some(note)) => notes.push(format!("rule \"{}\": {note}", rule.name)),
+                    Ok(None) => {}
+                    Err(m) => problems.push(problem(&key("since"), m)),
+                }
+                keeps.push((k, kind));
+            }
             Err(m) => problems.push(problem(&key("since"), m)),
         }
     }
-    let rivals = rivals(config, rule, &table, d, &mut problems);
+    let rivals = rivals(&catalog.rivals, rule, &table, d, &mut problems);
+    // A longer rule's integer `since` is read as seconds too when it keeps records from
+    // this one; it is checked here as well, since it may not be among the selected rules.
+    for (r, kind) in &rivals {
+        let what = format!("since column {}", r.since);
+        if let Err(m) = catalog
+            .unix_seconds(db, &r.table, &r.since, *kind, &what)
+            .await?
+        {
+            problems.push(SchemaProblem {
+                key: format!("rule \"{}\" → expires.since", r.name),
+                message: m,
+                line: Some(r.line),
+            });
+        }
+    }
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
@@ -213,14 +317,14 @@ async fn matcher<'a>(
 }
 
 fn rivals<'a>(
-    config: &'a Config,
+    index: &RivalIndex<'a>,
     rule: &Rule,
     table: &TableShape,
     d: crate::db::Dialect,
     problems: &mut Vec<SchemaProblem>,
 ) -> Vec<(&'a Rule, crate::db::SinceKind)> {
     let mut out = Vec::new();
-    for r in longer_rivals(rule, &config.rules) {
+    for r in index.longer_than(rule) {
         match schema::since_kind(table, d, &r.since, &r.table) {
             Ok(kind) => out.push((r, kind)),
             Err(m) => problems.push(SchemaProblem {
@@ -231,4 +335,116 @@ fn rivals<'a>(
         }
     }
     out
+}
+
+/// Integer unix seconds stay within ±10^11 (±3,170 years around 1970): a larger value is in
+/// milliseconds or microseconds, and read as seconds it would never expire.
+const MAX_UNIX_SECONDS: f64 = 1e11;
+
+/// The newest value of a column of unix seconds that still holds records of our time is
+/// past 10^8 (1973-03-03). A smaller newest value is days, hours or minutes since 1970, and
+/// read as seconds every record would count as expired decades ago.
+const MIN_NEWEST_UNIX_SECONDS: f64 = 1e8;
+
+/// For a `since` column that holds integers (read as unix seconds, the only unit
+/// retentiond knows): the note for `check` saying so, or why its values cannot be seconds.
+/// `Ok(None)` for a column that holds no numbers. `what` names the column for the message.
+async fn unix_seconds(
+    db: &Db,
+    table: &TableName,
+    col: &Ident,
+    kind: SinceKind,
+    what: &str,
+) -> Result<Result<Option<String>, String>, DbError> {
+    if !matches!(kind, SinceKind::UnixSeconds | SinceKind::SqliteAny) {
+        return Ok(Ok(None));
+    }
+    let range = schema::numeric_range(db, table, col).await?;
+    if range.is_none() && kind == SinceKind::SqliteAny {
+        return Ok(Ok(None));
+    }
+    Ok(judge_unix_seconds(what, range).map(Some))
+}
+
+/// The judgement of [`unix_seconds`] on a column's smallest and largest value.
+fn judge_unix_seconds(what: &str, range: Option<(f64, f64)>) -> Result<String, String> {
+    let assumed = format!("{what} is an integer, read as unix seconds");
+    let Some((min, max)) = range else {
+        return Ok(format!(
+            "{assumed} (it holds no values yet to check that by)"
+        ));
+    };
+    let as_seconds = |v: f64| {
+        chrono::DateTime::from_timestamp(v as i64, 0).map_or_else(
+            || "far beyond any real date".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+    };
+    let refuse = |v: f64, why: &str| {
+        Err(format!(
+            "{assumed}, but it holds {v:.0}, which as seconds is {}: {why}. Nothing can be compared safely, so the rule is refused: store unix seconds, or use a DATE/TIMESTAMP column",
+            as_seconds(v)
+        ))
+    };
+    for v in [max, min] {
+        if v.abs() > MAX_UNIX_SECONDS {
+            return refuse(v, "these are not seconds (milliseconds or microseconds?)");
+        }
+    }
+    if max < MIN_NEWEST_UNIX_SECONDS {
+        return refuse(max, "its newest value cannot be seconds (days, hours or minutes since 1970?), and every record would count as expired");
+    }
+    Ok(format!(
+        "{assumed} (its values run from {} to {})",
+        as_seconds(min),
+        as_seconds(max)
+    ))
+}
+
+/// Why an SQLite key column cannot be used, from the storage classes found in it that
+/// `kind` does not read (with their row counts).
+fn sqlite_key_message(key: &Ident, kind: KeyKind, found: &[(String, u64)]) -> String {
+    let rows = |n: u64| format!("{n} row{}", if n == 1 { "" } else { "s" });
+    if let [(class, n)] = found {
+        if class == "null" {
+            return format!(
+                "key column '{key}' allows NULL (SQLite lets NULL into a PRIMARY KEY that is not declared NOT NULL), and {} hold it: rows with a NULL key cannot be audited; declare it NOT NULL or choose another key",
+                rows(*n)
+            );
+        }
+    }
+    let expected = match kind {
+        KeyKind::Int => "integer",
+        KeyKind::Text => "text",
+    };
+    let list = found
+        .iter()
+        .map(|(class, n)| format!("{class}: {}", rows(*n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "key column '{key}' is read as {expected} (from its declared type), but it also holds other values ({list}): SQLite stores what it is given whatever the declared type, and a key of mixed types cannot be read, ordered and matched exactly; make every key one type (and NOT NULL) or choose another key"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_time_columns_must_look_like_unix_seconds() {
+        let what = "since column created_at";
+        let note = judge_unix_seconds(what, Some((1.5e9, 1.75e9))).unwrap();
+        assert!(note.contains("read as unix seconds"), "{note}");
+        assert!(note.contains("2017-07-14T02:40:00Z"), "{note}");
+        // Milliseconds, microseconds, a negative in milliseconds.
+        for range in [(1.5e9, 1.75e12), (1.5e15, 1.75e15), (-1.0e12, 1.7e9)] {
+            let e = judge_unix_seconds(what, Some(range)).unwrap_err();
+            assert!(e.contains("not seconds"), "{e}");
+        }
+        // Days since 1970: everything would have expired in 1970.
+        let e = judge_unix_seconds(what, Some((19_000.0, 20_500.0))).unwrap_err();
+        assert!(e.contains("newest value"), "{e}");
+        assert!(judge_unix_seconds(what, None).is_ok());
+    }
 }

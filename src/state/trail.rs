@@ -61,6 +61,25 @@ impl State {
         read_head(&mut *self.pool.acquire().await?).await
     }
 
+    /// The stored hash of entry `seq`, if there is one.
+    pub async fn hash_at(&self, seq: i64) -> Result<Option<String>, StateError> {
+        Ok(sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The position of the entry whose hash is `hash`, if the trail holds one (a scan:
+    /// `audit verify --anchor` asks once).
+    pub async fn seq_of(&self, hash: &str) -> Result<Option<i64>, StateError> {
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM audit WHERE hash = ?1 ORDER BY seq LIMIT 1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Appends `entries` and settles `settles`, atomically. Not fsynced on its own (the
     /// next intent's fsync carries it to disk): if a power cut loses it, the intent and the
     /// batch's journal row survive, and the next start writes the same entries again.

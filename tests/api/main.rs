@@ -1,19 +1,23 @@
 //! Integration tests: the real binary against real PostgreSQL, MariaDB and SQLite.
 //! One test crate (one link step); each test makes its own database.
 
+mod anchors;
 mod architecture;
 mod audit_trail;
 mod bench_smoke;
 mod config_errors;
 mod crash;
 mod daemon;
+mod edges;
 mod enforcement;
 mod failures;
 mod faults;
 mod filters;
 mod helpers;
 mod interrupt;
+mod metrics;
 mod report;
 mod safeguards;
+mod secrets;
 mod time_columns;
 mod trust;

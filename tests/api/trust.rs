@@ -451,3 +451,37 @@ async fn a_full_state_disk_stops_every_batch_and_the_daemon_recovers_when_space_
     daemon.wait().expect("reap");
     run(&config, &["audit", "verify"]).assert_code(0);
 }
+
+#[tokio::test]
+async fn journal_rows_a_failed_pass_left_behind_are_removed_by_the_next_pass() {
+    let db = events(Kind::Sqlite, 1000).await.expect("sqlite");
+    // Deleting record 700 fails, so the rule fails after a few committed batches.
+    db.exec("CREATE TRIGGER refuse BEFORE DELETE ON events WHEN OLD.id = 700 BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        .await;
+    let config = config_with(&db, "0 30 2 * * *", purge(100, "0 ms"));
+    run(&config, &["run", "--once"]).assert_code(1);
+    let left = db.count("SELECT COUNT(*) FROM retentiond_journal").await;
+    assert!(left > 0, "the failed pass left its journal rows");
+    db.exec("DROP TRIGGER refuse").await;
+    run(&config, &["run", "--once"]).assert_code(0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM retentiond_journal").await, 0);
+    assert_eq!(remaining(&db).await, 0);
+    assert_eq!(audit_keys(&config).len(), 1000);
+    run(&config, &["audit", "verify"]).assert_code(0);
+}
+
+#[tokio::test]
+async fn a_rule_that_does_not_fit_its_table_exits_78_before_the_state_directory_exists() {
+    let db = events(Kind::Sqlite, 5).await.expect("sqlite");
+    let config = config_with(
+        &db,
+        "0 30 2 * * *",
+        RuleSpec::delete("purge", "no_such_table", "happened_at")
+            .after("1 year")
+            .max_fraction(1.0),
+    );
+    let r = run(&config, &["run", "--once"]);
+    r.assert_code(78);
+    assert!(!db.state_dir().exists(), "nothing was created: {r}");
+    assert_eq!(remaining(&db).await, 5);
+}
