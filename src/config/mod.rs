@@ -541,6 +541,7 @@ impl Validator<'_> {
             .map_err(|m| self.err(&r.table, key("table"), m))
             .ok();
         let key_col = self.ident(&r.key, &key("key"));
+        let key_lines = self.key_lines(&r);
         let expires = r.expires.into_inner();
         let since = self.ident(&expires.since, &key("expires.since"));
         let after = match &expires.after {
@@ -654,7 +655,42 @@ impl Validator<'_> {
             batch_size: batch_size?,
             batch_pause: batch_pause?,
             line,
+            key_lines,
         })
+    }
+
+    /// The line of each key of a rule that a database check may find wrong (its table, a
+    /// column, the filter…), so that such a problem points at the key, not the rule.
+    fn key_lines(&self, r: &RawRule) -> BTreeMap<String, usize> {
+        let at = |span: std::ops::Range<usize>| self.lines.line_of(span.start);
+        let mut out = BTreeMap::new();
+        out.insert("table".to_owned(), at(r.table.span()));
+        out.insert("key".to_owned(), at(r.key.span()));
+        out.insert("expires".to_owned(), at(r.expires.span()));
+        out.insert(
+            "expires.since".to_owned(),
+            at(r.expires.get_ref().since.span()),
+        );
+        if let Some(a) = &r.expires.get_ref().after {
+            out.insert("expires.after".to_owned(), at(a.span()));
+        }
+        out.insert("action".to_owned(), at(r.action.span()));
+        if let Some(f) = &r.filter {
+            out.insert("filter".to_owned(), at(f.span()));
+        }
+        if let Some(f) = &r.flag {
+            out.insert("flag".to_owned(), at(f.span()));
+        }
+        if let Some(a) = &r.anonymize {
+            out.insert("anonymize".to_owned(), at(a.span()));
+            for col in a.get_ref().keys() {
+                out.insert(format!("anonymize.{}", col.get_ref()), at(col.span()));
+            }
+        }
+        for (i, k) in r.keep_while.iter().flatten().enumerate() {
+            out.insert(format!("keep_while[{i}]"), at(k.span()));
+        }
+        out
     }
 
     fn action(

@@ -601,9 +601,27 @@ pub struct Rule {
     pub schedule: Option<(cron::Schedule, String)>,
     /// The line of the `[[rule]]`, to pin database problems on.
     pub line: usize,
+    /// The line of each key a database check may find wrong (`table`, `key`,
+    /// `expires.since`, `filter`, `anonymize.COL`, `keep_while[i]`…); see [`Rule::line_of`].
+    pub key_lines: BTreeMap<String, usize>,
 }
 
 impl Rule {
+    /// The line of `key` as written (`flag.value` falls back to `flag`,
+    /// `keep_while[0].table` to `keep_while[0]`), or the rule's own line.
+    pub fn line_of(&self, key: &str) -> usize {
+        let mut k = key;
+        loop {
+            if let Some(line) = self.key_lines.get(k) {
+                return *line;
+            }
+            match k.rfind('.') {
+                Some(dot) => k = &k[..dot],
+                None => return self.line,
+            }
+        }
+    }
+
     /// Every column the rule names, with the config key that named it, for the
     /// existence check against the database.
     pub fn columns(&self) -> Vec<(&Ident, &'static str)> {

@@ -90,7 +90,7 @@ pub async fn prepare<'a>(
             Ok(Ok(m)) => out.push((rule, Readiness::Ready(m))),
             Ok(Err(found)) => problems.extend(found.into_iter().map(|p| ConfigProblem {
                 file: config.path.clone(),
-                line: p.line.unwrap_or(rule.line),
+                line: p.line.unwrap_or_else(|| rule.line_of(&p.key)),
                 key: if p.line.is_some() {
                     p.key
                 } else {

@@ -110,28 +110,28 @@ async fn an_unknown_database_is_refused_with_its_line() {
 }
 
 #[tokio::test]
-async fn a_missing_table_is_refused_with_the_rule_line() {
+async fn a_missing_table_is_refused_at_the_line_of_its_table_key() {
     refused(
         |c| c.rules[1].table = "applicant".into(),
-        "rule[1]",
+        "rule[1].table",
         "table",
     )
     .await;
 }
 
 #[tokio::test]
-async fn a_missing_column_is_refused_with_the_rule_line() {
+async fn a_missing_column_is_refused_at_the_line_of_its_expires_key() {
     refused(
         |c| c.rules[1].since = "decided".into(),
-        "rule[1]",
+        "rule[1].expires.since",
         "expires.since",
     )
     .await;
 }
 
 #[tokio::test]
-async fn a_non_unique_key_is_refused_with_the_rule_line() {
-    refused(|c| c.rules[1].key = "email".into(), "rule[1]", "key").await;
+async fn a_non_unique_key_is_refused_at_the_line_of_its_key_key() {
+    refused(|c| c.rules[1].key = "email".into(), "rule[1].key", "key").await;
 }
 
 #[tokio::test]

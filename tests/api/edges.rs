@@ -48,11 +48,12 @@ fn planned_counts(config: &Path) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Asserts that `check`, `plan` and `run --once` all exit 78 with a message on the
-/// `[[rule]]` line of rule `rule` that names `key` and says `says`, and that the table
-/// kept its `rows` rows.
+/// Asserts that `check`, `plan` and `run --once` all exit 78 with a message on the line of
+/// the offending `key` of rule `rule` (`flag.value` is on the `flag` line) that names `key`
+/// and says `says`, and that the table kept its rows.
 async fn refused(db: &TestDb, config: &ConfigBuilder, rule: usize, key: &str, says: &str) {
-    let line = config.line(&format!("rule[{rule}]"));
+    let at = key.strip_suffix(".value").unwrap_or(key);
+    let line = config.line(&format!("rule[{rule}].{at}"));
     let path = config.write(db);
     let table = &config.rules[rule].table;
     let before = db.count(&format!("SELECT COUNT(*) FROM {table}")).await;

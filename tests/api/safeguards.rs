@@ -330,7 +330,7 @@ async fn a_filter_the_database_rejects_is_a_config_error_on_its_line() {
         return;
     };
     let config = ConfigBuilder::new(&db).rule(rule("bad-filter").filter("regoin = 'x'"));
-    let line = config.line("rule[0]");
+    let line = config.line("rule[0].filter");
     let r = run(&config.write(&db), &["check"]);
     r.assert_code(78);
     if !(r.stderr.contains(&format!("retentiond.toml:{line}:")) && r.stderr.contains("filter")) {

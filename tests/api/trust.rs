@@ -5,6 +5,7 @@
 //! smuggle formulas into a spreadsheet.
 
 use crate::helpers::{audit_keys, command, run, ConfigBuilder, Kind, RuleSpec, TestDb};
+use sqlx::sqlite::SqlitePoolOptions;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -484,4 +485,61 @@ async fn a_rule_that_does_not_fit_its_table_exits_78_before_the_state_directory_
     r.assert_code(78);
     assert!(!db.state_dir().exists(), "nothing was created: {r}");
     assert_eq!(remaining(&db).await, 5);
+}
+
+#[tokio::test]
+async fn state_and_reports_are_private_and_a_newer_state_database_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = events(Kind::Sqlite, 5).await.expect("sqlite");
+    let config = config_with(&db, "0 30 2 * * *", purge(10, "0 ms"));
+    run(&config, &["run", "--once"]).assert_code(0);
+    let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&db.state_dir().join("state.db")), 0o600);
+    for report in std::fs::read_dir(db.state_dir().join("reports")).expect("reports") {
+        let path = report.expect("entry").path();
+        assert_eq!(mode(&path), 0o640, "{}", path.display());
+    }
+    // A state database from a future version: refused by every command, not misread.
+    let pool = SqlitePoolOptions::new()
+        .connect(&format!(
+            "sqlite://{}",
+            db.state_dir().join("state.db").display()
+        ))
+        .await
+        .expect("state.db");
+    sqlx::query("PRAGMA user_version = 99")
+        .execute(&pool)
+        .await
+        .expect("version");
+    pool.close().await;
+    for args in [
+        &["run", "--once"][..],
+        &["audit", "verify"],
+        &["report", "--last"],
+    ] {
+        let r = run(&config, args);
+        r.assert_code(1);
+        assert!(r.stderr.contains("newer retentiond"), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn an_export_whose_reader_goes_away_ends_quietly() {
+    let db = events(Kind::Sqlite, 3000).await.expect("sqlite");
+    let config = config_with(&db, "0 30 2 * * *", purge(1000, "0 ms"));
+    run(&config, &["run", "--once"]).assert_code(0);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --config '{}' audit export | head -n 1 >/dev/null",
+            env!("CARGO_BIN_EXE_retentiond"),
+            config.display()
+        ))
+        .output()
+        .expect("pipeline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("error"),
+        "no error for a closed pipe: {stderr}"
+    );
 }
