@@ -72,6 +72,13 @@ pub enum Command {
     },
     /// Print the summary of a pass: the last one, or one by id.
     Report(ReportArgs),
+    /// Data-subject requests (GDPR art. 15 and 17): the register, with an answer due one
+    /// calendar month after a request was received. The person's identity (--match) is
+    /// kept only as a keyed tag, never in clear.
+    Request {
+        #[command(subcommand)]
+        command: RequestCommand,
+    },
     /// Build a small realistic SQLite data set (HR, CRM, bookkeeping) and a config for it,
     /// run one pass, and print what happened and where the files are. Needs no server.
     Demo {
@@ -108,6 +115,67 @@ pub enum AuditCommand {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
     },
+}
+
+/// `request` verbs.
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Register a request; prints its id and the date the answer is due.
+    New {
+        /// access (art. 15) or erasure (art. 17).
+        #[arg(long, value_enum)]
+        kind: RequestKind,
+        /// The day it was received (YYYY-MM-DD). Default: today, in [daemon] timezone.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        received: Option<String>,
+        /// Your reference (a ticket or letter number; not the person's name).
+        #[arg(long, value_name = "TEXT")]
+        reference: Option<String>,
+        /// The person's identity, as an attribute some [[subject]] identifies people by
+        /// (repeatable): --match email=jane@example.org. Binds the request to this person.
+        #[arg(long = "match", value_name = "ATTR=VALUE")]
+        matches: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: RequestFormat,
+    },
+    /// The open requests: overdue first, then by due date, with the days left.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: RequestFormat,
+    },
+    /// Extend a request's deadline by two months, once, saying why (art. 12(3)).
+    Extend {
+        /// The request's id (REQ-YYYY-NNNN).
+        id: String,
+        /// Why: the request's complexity or the number of requests.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Close a request once it is answered.
+    Close {
+        /// The request's id (REQ-YYYY-NNNN).
+        id: String,
+    },
+}
+
+/// Kinds of data-subject request.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RequestKind {
+    /// The right of access (art. 15).
+    Access,
+    /// The right to erasure (art. 17).
+    Erasure,
+}
+
+/// `request` output formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RequestFormat {
+    /// Lines for people.
+    Text,
+    /// JSON.
+    Json,
 }
 
 /// `report` arguments.

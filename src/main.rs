@@ -5,8 +5,11 @@
 mod cli;
 
 use clap::Parser;
-use cli::{AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat, ReportFormat};
-use retentiond::commands::{self, audit, check, demo, holds, plan, report, run};
+use cli::{
+    AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat, ReportFormat, RequestCommand,
+    RequestFormat, RequestKind,
+};
+use retentiond::commands::{self, audit, check, demo, holds, plan, report, request, run};
 use retentiond::commands::{CommandError, OnStop, Status};
 use std::io::Write;
 use std::process::ExitCode;
@@ -154,11 +157,51 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             })
             .await
         }
+        Command::Request { command } => {
+            commands::under_signals(s, OnStop::Abandon, |_| request_verb(path, command, out))
+                .await
+        }
         Command::Demo { dir } => {
             commands::under_signals(s, OnStop::Finish, |stop| {
                 demo::demo(dir.as_deref(), stop, out)
             })
             .await
         }
+    }
+}
+
+/// Runs one `request` verb.
+async fn request_verb(
+    path: &std::path::Path,
+    command: &RequestCommand,
+    out: commands::Out<'_>,
+) -> Result<Status, CommandError> {
+    let format = |f: &RequestFormat| match f {
+        RequestFormat::Text => request::Format::Text,
+        RequestFormat::Json => request::Format::Json,
+    };
+    match command {
+        RequestCommand::New {
+            kind,
+            received,
+            reference,
+            matches,
+            format: f,
+        } => {
+            let kind = match kind {
+                RequestKind::Access => retentiond::engine::requests::Kind::Access,
+                RequestKind::Erasure => retentiond::engine::requests::Kind::Erasure,
+            };
+            let new = request::NewRequest {
+                kind,
+                received: received.as_deref(),
+                reference: reference.as_deref(),
+                matches,
+            };
+            request::new(path, new, format(f), out).await
+        }
+        RequestCommand::List { format: f } => request::list(path, format(f), out).await,
+        RequestCommand::Extend { id, reason } => request::extend(path, id, reason, out).await,
+        RequestCommand::Close { id } => request::close(path, id, out).await,
     }
 }

@@ -22,6 +22,9 @@ pub struct CrossCheck {
     pub anchors_checked: Vec<(String, usize)>,
     /// Databases whose anchors could not be read, and why (not a failure: said aloud).
     pub unreachable: Vec<(String, String)>,
+    /// Per database: anchors of other installations found there (not checked: they are
+    /// another state directory's heads — or this one's, if it was recreated).
+    pub foreign: Vec<(String, usize)>,
 }
 
 /// Whether entry `seq` carries `head`; the disagreement in words if not. `source` says
@@ -58,15 +61,17 @@ async fn against_history(
     out: &mut CrossCheck,
 ) -> Result<(), StateError> {
     for summary in state.summaries_between("", "~").await? {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&summary) else {
-            continue;
-        };
+        let v = serde_json::from_str::<serde_json::Value>(&summary).unwrap_or_default();
         let (Some(run_id), Some(seq), Some(head)) = (
             v["run_id"].as_str(),
             v["audit_entries"].as_i64(),
             v["audit_head"].as_str(),
         ) else {
-            continue;
+            // retentiond writes every summary whole: one it cannot read was tampered with.
+            out.broken = Some(
+                "a pass in the run history has a summary that is not retentiond's (unreadable, or without its head): the history was altered".to_owned(),
+            );
+            return Ok(());
         };
         out.runs_checked += 1;
         let source = format!("pass {run_id} (run history)");
@@ -85,6 +90,7 @@ async fn against_anchors(
     entries: i64,
     out: &mut CrossCheck,
 ) -> Result<(), StateError> {
+    let installation = state.installation().await?;
     for (name, spec) in &config.databases {
         let db = match Db::connect(spec).await {
             Ok(db) => db,
@@ -102,8 +108,14 @@ async fn against_anchors(
                 continue;
             }
         };
-        out.anchors_checked.push((name.clone(), anchors.len()));
-        for a in anchors {
+        let (ours, theirs): (Vec<_>, Vec<_>) = anchors
+            .into_iter()
+            .partition(|a| Some(&a.installation) == installation.as_ref());
+        if !theirs.is_empty() {
+            out.foreign.push((name.clone(), theirs.len()));
+        }
+        out.anchors_checked.push((name.clone(), ours.len()));
+        for a in ours {
             let source = format!("pass {} (anchor in database '{name}')", a.run_id);
             if let Some(why) = holds_head(state, a.seq, &a.head, entries, &source).await? {
                 out.broken = Some(why);

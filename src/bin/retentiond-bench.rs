@@ -388,7 +388,7 @@ async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
             .write_intent(&intent)
             .await
             .map_err(|e| e.to_string())?;
-        retentiond::engine::journal::confirm(&state, &intent, &retentiond::state::now_text())
+        retentiond::engine::journal::confirm(&state, &intent)
             .await
             .map_err(|e| e.to_string())?;
         next = end;

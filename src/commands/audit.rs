@@ -103,8 +103,14 @@ async fn verify_state(
     if let Some(a) = anchor {
         writeln!(out, "holds the anchored entry {a}")?;
     }
+    for (db, n) in &cross.foreign {
+        writeln!(out, "note: database '{db}' holds {n} anchors of another installation (another state directory), not checked here; if this state directory was recreated, they are this trail's earlier heads, and the trail before it is gone")?;
+    }
     for (db, why) in &cross.unreachable {
         writeln!(out, "note: anchors in database '{db}' not checked: {why}")?;
+    }
+    if cross.anchors_checked.is_empty() && anchor.is_none() && entries > 0 {
+        writeln!(out, "WARNING: no head recorded outside state.db was checked (no target database reachable, no --anchor): this proves the chain and the run history, which live in the same file; run it where the databases can be reached, or give --anchor HASH from a report")?;
     }
     let pending = state.pending().await.map(|p| p.len()).unwrap_or(0);
     if pending > 0 {

@@ -1,45 +1,46 @@
-//! `retentiond check`: the config, the connections, every table and column a rule names,
-//! foreign keys nobody handles, and what each rule would do now. Changes nothing.
+//! `retentiond check`: the config, the connections, every table and column a rule or a
+//! `[[subject]]` names, foreign keys nobody handles, tables no subject covers, and what
+//! each rule would do now. Changes nothing.
 
 use super::plan::write_plan;
 use super::{load, CommandError, Out, Status};
-use crate::config::{Action, Config};
+use crate::config::{Action, Config, ConfigError};
 use crate::db::{schema, Db};
 use crate::engine::plan::plan as plan_rules;
 use crate::engine::prepare::{prepare, Prepared};
+use crate::engine::subjects::{check_subjects, uncovered};
 use chrono::Utc;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// `check`.
 pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
     let config = load(path)?;
     let prepared = prepare(&config, &[]).await?;
+    // `prepare` opened only the rules' databases; the others are checked here, subjects and
+    // all, before anything is written, so that a broken subject there refuses the config
+    // (exit 78) like one on a rule's database.
+    let others = match other_databases(&config).await {
+        Ok(others) => others,
+        Err(e) => {
+            prepared.close().await;
+            return Err(e.into());
+        }
+    };
     let planned = plan_rules(&prepared, Utc::now(), config.daemon.timezone).await;
     for warning in reference_warnings(&config, &prepared).await {
         writeln!(out, "warning: {warning}")?;
     }
-    for note in &prepared.notes {
+    for warning in uncovered(&config) {
+        writeln!(out, "warning: {warning}")?;
+    }
+    for note in prepared.notes.iter().chain(&others.notes) {
         writeln!(out, "note: {note}")?;
     }
     prepared.close().await;
-    let mut failed = false;
-    for (name, spec) in &config.databases {
-        if config.rules.iter().any(|r| &r.database == name) {
-            continue;
-        }
-        match Db::connect(spec).await {
-            Ok(db) => {
-                db.close().await;
-                writeln!(
-                    out,
-                    "warning: database '{name}' is reachable but no rule uses it"
-                )?;
-            }
-            Err(e) => {
-                failed = true;
-                writeln!(out, "error: {e}")?;
-            }
-        }
+    let mut failed = others.unreachable;
+    for line in &others.lines {
+        writeln!(out, "{line}")?;
     }
     for rule in config.rules.iter().filter(|r| r.legal_basis.is_empty()) {
         writeln!(
@@ -50,9 +51,10 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
     }
     writeln!(
         out,
-        "config {} is valid: {} rules, {} databases",
+        "config {} is valid: {} rules, {} subjects, {} databases",
         config.path.display(),
         config.rules.len(),
+        config.subjects.len(),
         config.databases.len()
     )?;
     failed |= write_plan(&planned, out)?;
@@ -61,6 +63,60 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
         writeln!(out, "{}", super::in_doubt_note(in_doubt))?;
     }
     Ok(Status::from_failed(failed))
+}
+
+/// What `check` found on the databases no rule uses.
+struct Others {
+    /// `warning: …` and `error: …` lines, one per database that needs one.
+    lines: Vec<String>,
+    /// One of them could not be reached (`check` fails: exit 1).
+    unreachable: bool,
+    /// Notes from checking their subjects.
+    notes: Vec<String>,
+}
+
+/// Connects to every database no rule uses: an unreachable one is an error line; one that
+/// no subject uses either is a warning line (configured, but for nothing); the subjects of
+/// the others are checked against their tables, and any mismatch refuses the config.
+async fn other_databases(config: &Config) -> Result<Others, ConfigError> {
+    let mut others = Others {
+        lines: Vec::new(),
+        unreachable: false,
+        notes: Vec::new(),
+    };
+    let mut problems = Vec::new();
+    for (name, spec) in &config.databases {
+        if config.rules.iter().any(|r| &r.database == name) {
+            continue;
+        }
+        let db = match Db::connect(spec).await {
+            Ok(db) => db,
+            Err(e) => {
+                others.lines.push(format!("error: {e}"));
+                others.unreachable = true;
+                continue;
+            }
+        };
+        if config.subjects.iter().any(|s| &s.database == name) {
+            let dbs = BTreeMap::from([(name.clone(), db)]);
+            let found = check_subjects(config, &dbs, &mut schema::Shapes::default()).await;
+            problems.extend(found.problems);
+            others.notes.extend(found.notes);
+            for db in dbs.values() {
+                db.close().await;
+            }
+        } else {
+            db.close().await;
+            others.lines.push(format!(
+                "warning: database '{name}' is reachable but no rule or subject uses it"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(others)
+    } else {
+        Err(ConfigError { problems })
+    }
 }
 
 /// Delete rules on tables that other tables reference by foreign key, where the rule does

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod holds;
 pub mod plan;
 pub mod report;
+pub mod request;
 pub mod run;
 
 use crate::config::{self, Config, ConfigError};
@@ -25,8 +26,9 @@ pub enum Status {
     /// It ran, and what it wrote says what failed (a rule, a database, a broken trail):
     /// exit 1.
     Failed,
-    /// A stop signal ended it early, after the batch in flight was finished and audited:
-    /// exit 128 + the signal (130 for Ctrl-C).
+    /// A (first) stop signal ended it early, after the batch in flight was finished and
+    /// audited: exit 128 + the signal (130 for Ctrl-C). A command abandoned by a second
+    /// signal ends `Failed` instead: a batch may be left in doubt.
     Interrupted(Stop),
 }
 
@@ -141,8 +143,9 @@ where
     loop {
         tokio::select! {
             r = &mut work => {
+                // A pass that also failed says so (1); one that only stopped early, 128+n.
                 return match (r, stopped_by) {
-                    (Ok(Status::Success | Status::Failed), Some(s)) => Ok(Status::Interrupted(s)),
+                    (Ok(Status::Success), Some(s)) => Ok(Status::Interrupted(s)),
                     (r, _) => r,
                 };
             }
@@ -153,9 +156,11 @@ where
                 Some(SignalTo::Shutdown(s)) if on_stop == OnStop::Abandon => {
                     return Ok(Status::Interrupted(s));
                 }
-                Some(SignalTo::Shutdown(s)) if stopped_by.is_some() => {
+                Some(SignalTo::Shutdown(_)) if stopped_by.is_some() => {
+                    // Not "interrupted after the batch was audited": a batch may be left
+                    // in doubt, for the next start to settle. Exit 1, as the daemon does.
                     tracing::warn!("second stop signal: stopping at once; the next start settles the batch in flight");
-                    return Ok(Status::Interrupted(s));
+                    return Ok(Status::Failed);
                 }
                 Some(SignalTo::Shutdown(s)) => {
                     tracing::info!("stop signal: finishing the batch in flight, then stopping (send it again to stop at once)");

@@ -10,6 +10,8 @@ mod model;
 mod moment;
 mod period;
 mod raw;
+mod strategy;
+mod subject;
 
 pub use dialect::Dialect;
 pub use error::{ConfigError, ConfigProblem, Lines};
@@ -17,14 +19,16 @@ pub use filter::{Filter, MAX_FILTER_CHARS};
 pub use ident::{Ident, TableName};
 pub use model::{
     mask_url, Action, ActionKind, Config, Daemon, DatabaseSpec, EmailSettings, FlagValue, Hold,
-    KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Strategy, Timeouts,
+    KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Timeouts,
 };
 pub use moment::Moment;
 pub use period::{parse_pause, Cutoff, Period};
+pub use strategy::Strategy;
+pub use subject::{Erase, Find, Subject};
 
 use raw::{
-    RawConfig, RawDaemon, RawDatabase, RawEmail, RawHold, RawKeepWhile, RawReport, RawRule,
-    RawStrategy,
+    RawAnonymize, RawConfig, RawDaemon, RawDatabase, RawEmail, RawHold, RawKeepWhile, RawReport,
+    RawRule, RawStrategy, RawSubject, RawVia,
 };
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, HashSet};
@@ -99,6 +103,44 @@ impl Validator<'_> {
             .push(self.lines.problem(at.span().start, key, message));
     }
 
+    /// A problem pinned on a whole table (`[[subject]]`) rather than on one value: for a
+    /// key that is missing, whose line is the table's.
+    fn err_at_line(&mut self, line: usize, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            file: self.lines.file().to_owned(),
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Reports `database` unless it names a `[databases.NAME]`, listing the ones there are.
+    fn known_database(
+        &mut self,
+        database: &Spanned<String>,
+        dbs: &BTreeMap<String, DatabaseSpec>,
+        key: String,
+    ) {
+        if dbs.contains_key(database.get_ref()) {
+            return;
+        }
+        let known: Vec<&str> = dbs.keys().map(String::as_str).collect();
+        self.err(
+            database,
+            key,
+            format!(
+                "unknown database '{}'; define [databases.{}] or use one of: {}",
+                database.get_ref(),
+                database.get_ref(),
+                if known.is_empty() {
+                    "(none defined)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+    }
+
     fn config(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let daemon = self.daemon(raw.daemon);
         let mut databases = BTreeMap::new();
@@ -139,6 +181,7 @@ impl Validator<'_> {
                 holds.push(h);
             }
         }
+        let subjects = self.subjects(raw.subject, &databases);
         let report = self.report(raw.report);
         match (daemon, report, self.problems.is_empty()) {
             (Some(daemon), Some(report), true) => Ok(Config {
@@ -147,6 +190,7 @@ impl Validator<'_> {
                 databases,
                 rules,
                 holds,
+                subjects,
                 report,
             }),
             _ => Err(ConfigError {
@@ -520,23 +564,7 @@ impl Validator<'_> {
         if !is_plain_name(&rn) {
             self.err(&r.name, key("name"), "rule names use letters, digits, '-', '_' and '.' only (they appear in commands and reports)");
         }
-        if !dbs.contains_key(r.database.get_ref()) {
-            let known: Vec<&str> = dbs.keys().map(String::as_str).collect();
-            self.err(
-                &r.database,
-                key("database"),
-                format!(
-                    "unknown database '{}'; define [databases.{}] or use one of: {}",
-                    r.database.get_ref(),
-                    r.database.get_ref(),
-                    if known.is_empty() {
-                        "(none defined)".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            );
-        }
+        self.known_database(&r.database, dbs, key("database"));
         let table = TableName::parse(r.table.get_ref())
             .map_err(|m| self.err(&r.table, key("table"), m))
             .ok();
@@ -696,44 +724,15 @@ impl Validator<'_> {
     fn action(
         &mut self,
         verb: &Spanned<String>,
-        anonymize: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawStrategy>>>>,
+        anonymize: Option<Spanned<RawAnonymize>>,
         flag: Option<Spanned<raw::RawFlag>>,
         key: &dyn Fn(&str) -> String,
     ) -> Option<Action> {
         match (verb.get_ref().as_str(), &anonymize, &flag) {
             ("delete", None, None) => Some(Action::Delete),
-            ("anonymize", Some(_), None) => {
-                let cols = anonymize?;
-                if cols.get_ref().is_empty() {
-                    self.err(
-                        &cols,
-                        key("anonymize"),
-                        "names no column; list the columns to anonymize, e.g. { email = \"null\" }",
-                    );
-                    return None;
-                }
-                let mut out = Vec::new();
-                for (col, strategy) in cols.into_inner() {
-                    let ident = self.ident(&col, &key(&format!("anonymize.{}", col.get_ref())));
-                    let strategy = match strategy.get_ref() {
-                        RawStrategy::Word(w) if w == "null" => Some(Strategy::Null),
-                        RawStrategy::Word(w) if w == "hash" => Some(Strategy::Hash),
-                        RawStrategy::Replace(r) => Some(Strategy::Replace(r.replace.clone())),
-                        RawStrategy::Word(w) => {
-                            self.err(
-                                &strategy,
-                                key(&format!("anonymize.{}", col.get_ref())),
-                                format!("'{w}' is not a strategy; write \"null\", \"hash\" or {{ replace = \"text\" }}"),
-                            );
-                            None
-                        }
-                    };
-                    if let (Some(i), Some(s)) = (ident, strategy) {
-                        out.push((i, s));
-                    }
-                }
-                Some(Action::Anonymize(out))
-            }
+            ("anonymize", Some(_), None) => self
+                .anonymize_columns(anonymize?, key)
+                .map(Action::Anonymize),
             ("flag", None, Some(_)) => {
                 let f = flag?.into_inner();
                 let column = self.ident(&f.column, &key("flag.column"));
@@ -793,6 +792,418 @@ impl Validator<'_> {
     }
 }
 
+/// The `anonymize` table (rules and subjects share it) and `[[subject]]`.
+impl Validator<'_> {
+    /// The columns of an `anonymize` table and their strategies, for a rule's
+    /// `action = "anonymize"` and a subject's `erase = "anonymize"` alike, so that both
+    /// accept and refuse exactly the same: each column an identifier, each strategy
+    /// `"null"`, `"hash"` or `{ replace = "…" }`. `None` if the table is empty or any entry
+    /// is wrong (each one reported).
+    fn anonymize_columns(
+        &mut self,
+        cols: Spanned<RawAnonymize>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<Vec<(Ident, Strategy)>> {
+        if cols.get_ref().is_empty() {
+            self.err(
+                &cols,
+                key("anonymize"),
+                "names no column; list the columns to anonymize, e.g. { email = \"null\" }",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (col, strategy) in cols.into_inner() {
+            let at = key(&format!("anonymize.{}", col.get_ref()));
+            let ident = self.ident(&col, &at);
+            let strategy = match strategy.get_ref() {
+                RawStrategy::Word(w) if w == "null" => Some(Strategy::Null),
+                RawStrategy::Word(w) if w == "hash" => Some(Strategy::Hash),
+                RawStrategy::Replace(r) => Some(Strategy::Replace(r.replace.clone())),
+                RawStrategy::Word(w) => {
+                    self.err(
+                        &strategy,
+                        at,
+                        format!("'{w}' is not a strategy; write \"null\", \"hash\" or {{ replace = \"text\" }}"),
+                    );
+                    None
+                }
+            };
+            match (ident, strategy) {
+                (Some(i), Some(s)) => out.push((i, s)),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Every `[[subject]]`: each one on its own (see [`Validator::subject`]), and what their
+    /// names and `via` links say together (see [`Validator::via_links`]).
+    fn subjects(
+        &mut self,
+        raws: Vec<Spanned<RawSubject>>,
+        dbs: &BTreeMap<String, DatabaseSpec>,
+    ) -> Vec<Subject> {
+        let mut seen = HashSet::new();
+        for raw in &raws {
+            let name = &raw.get_ref().name;
+            if !seen.insert(name.get_ref().as_str()) {
+                self.err(
+                    name,
+                    format!("subject \"{}\" → name", name.get_ref()),
+                    "duplicate subject name: every [[subject]] needs a name of its own (a \
+                     request reports where it found a person by subject name, and via = \
+                     { subject = … } names one)",
+                );
+            }
+        }
+        self.via_links(&raws);
+        raws.into_iter()
+            .filter_map(|raw| self.subject(raw, dbs))
+            .collect()
+    }
+
+    /// What the `via` links of all subjects say together, read from the file as written (so
+    /// that a subject with a mistake of its own still counts as existing, and a link to it
+    /// is not reported a second time): each `via` names another subject of the same
+    /// database, and following the links always ends at a subject found by `identify`,
+    /// never going round in a circle. A circle is reported once, at the `via` of its
+    /// subject that comes first in the file.
+    fn via_links(&mut self, raws: &[Spanned<RawSubject>]) {
+        // The first subject of each name; a second one is reported as a duplicate.
+        let mut by_name: BTreeMap<&str, &RawSubject> = BTreeMap::new();
+        for raw in raws {
+            by_name
+                .entry(raw.get_ref().name.get_ref().as_str())
+                .or_insert(raw.get_ref());
+        }
+        let names = by_name.keys().copied().collect::<Vec<_>>().join(", ");
+        for raw in raws {
+            let s = raw.get_ref();
+            let Some(via) = &s.via else { continue };
+            let target = &via.get_ref().subject;
+            let key = format!("subject \"{}\" → via.subject", s.name.get_ref());
+            if !by_name.contains_key(target.get_ref().as_str()) {
+                self.err(
+                    target,
+                    key,
+                    format!(
+                        "no [[subject]] is named '{}'; name one of: {names} (the subject whose \
+                         key this table's foreign_key holds), or find the person here with \
+                         identify = {{ … }} instead",
+                        target.get_ref()
+                    ),
+                );
+            }
+        }
+        let mut in_reported_circle: HashSet<&str> = HashSet::new();
+        for raw in raws {
+            let start = raw.get_ref();
+            let Some(start_via) = &start.via else {
+                continue;
+            };
+            let mut path = vec![start.name.get_ref().as_str()];
+            let mut at = start;
+            while let Some(via) = &at.via {
+                let next = via.get_ref().subject.get_ref().as_str();
+                if let Some(i) = path.iter().position(|p| *p == next) {
+                    // Only a circle through `start` is reported from here; one that `start`
+                    // merely leads into is reported from its own first subject.
+                    if i == 0 && !path.iter().any(|p| in_reported_circle.contains(p)) {
+                        in_reported_circle.extend(path.iter().copied());
+                        let circle = format!("{} → {next}", path.join(" → "));
+                        self.err(
+                            &start_via.get_ref().subject,
+                            format!("subject \"{}\" → via.subject", path[0]),
+                            format!(
+                                "the subjects are reached through each other in a circle \
+                                 ({circle}), so none of them leads to the person: give one \
+                                 of them identify = {{ … }} instead of via"
+                            ),
+                        );
+                    }
+                    break;
+                }
+                let Some(n) = by_name.get(next) else { break };
+                path.push(next);
+                at = n;
+            }
+        }
+    }
+
+    /// One `[[subject]]` on its own: its names, its table and key, how the person is found
+    /// there, and what an erasure does there.
+    fn subject(
+        &mut self,
+        raw: Spanned<RawSubject>,
+        dbs: &BTreeMap<String, DatabaseSpec>,
+    ) -> Option<Subject> {
+        let line = self.lines.line_of(raw.span().start);
+        let s = raw.into_inner();
+        let sn = s.name.get_ref().clone();
+        let key = |k: &str| format!("subject \"{sn}\" → {k}");
+        if !is_plain_name(&sn) {
+            self.err(
+                &s.name,
+                key("name"),
+                "subject names use letters, digits, '-', '_' and '.' only (they appear in \
+                 requests' answers and in via = { subject = … })",
+            );
+        }
+        self.known_database(&s.database, dbs, key("database"));
+        let table = TableName::parse(s.table.get_ref())
+            .map_err(|m| self.err(&s.table, key("table"), m))
+            .ok();
+        let key_col = self.ident(&s.key, &key("key"));
+        let key_lines = self.subject_key_lines(&s);
+        let find = self.find(s.identify, s.via, line, &key);
+        let erase = self.erase(&s.erase, s.anonymize, s.keep_reason, key_col.as_ref(), &key);
+        Some(Subject {
+            name: sn.clone(),
+            database: s.database.into_inner(),
+            table: table?,
+            key: key_col?,
+            find: find?,
+            erase: erase?,
+            line,
+            key_lines,
+        })
+    }
+
+    /// `identify` or `via`: exactly one of them. Whether `via` names a subject that exists
+    /// is for [`Validator::via_links`], which sees them all.
+    fn find(
+        &mut self,
+        identify: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+        via: Option<Spanned<RawVia>>,
+        line: usize,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<Find> {
+        match (identify, via) {
+            (Some(_), Some(via)) => {
+                self.err(
+                    &via,
+                    key("via"),
+                    "give either identify (the person is found here by their own attributes) \
+                     or via (through another subject's keys), not both; a table found by \
+                     via is searched through that subject's identify",
+                );
+                None
+            }
+            (None, None) => {
+                self.err_at_line(
+                    line,
+                    key("identify"),
+                    "says neither how to find a person here: give identify = { email = \
+                     \"email\" } (identity attribute → column) or via = { subject = \"…\", \
+                     foreign_key = \"…\" } (through another subject's keys)",
+                );
+                None
+            }
+            (Some(map), None) => {
+                if map.get_ref().is_empty() {
+                    self.err(
+                        &map,
+                        key("identify"),
+                        "names no attribute; map each identity attribute to its column, e.g. \
+                         identify = { email = \"email\" }",
+                    );
+                    return None;
+                }
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (attr, col) in map.into_inner() {
+                    let at = key(&format!("identify.{}", attr.get_ref()));
+                    if !is_attribute_name(attr.get_ref()) {
+                        self.err(
+                            &attr,
+                            at.clone(),
+                            format!(
+                                "'{}' is not an identity attribute name: use lowercase letters, \
+                                 digits, '-' and '_' only, at most 64 (it is what \
+                                 `request … --match ATTR=VALUE` names)",
+                                attr.get_ref()
+                            ),
+                        );
+                        ok = false;
+                    }
+                    match self.ident(&col, &at) {
+                        Some(c) => {
+                            out.insert(attr.into_inner(), c);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Find::Identify(out))
+            }
+            (None, Some(via)) => {
+                let via = via.into_inner();
+                let foreign_key = self.ident(&via.foreign_key, &key("via.foreign_key"))?;
+                Some(Find::Via {
+                    subject: via.subject.into_inner(),
+                    foreign_key,
+                })
+            }
+        }
+    }
+
+    /// `erase`, with `anonymize` for and only for `"anonymize"` and `keep_reason` for and
+    /// only for `"keep"`. Every mismatch is reported, not just the first.
+    fn erase(
+        &mut self,
+        verb: &Spanned<String>,
+        anonymize: Option<Spanned<RawAnonymize>>,
+        keep_reason: Option<Spanned<String>>,
+        key_col: Option<&Ident>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<Erase> {
+        let v = verb.get_ref().as_str();
+        if !matches!(v, "delete" | "anonymize" | "keep") {
+            self.err(
+                verb,
+                key("erase"),
+                format!(
+                    "'{v}' is not a way to erase; write \"delete\", \"anonymize\" (with \
+                     anonymize = {{ … }}) or \"keep\" (with keep_reason = \"…\")"
+                ),
+            );
+            return None;
+        }
+        let mut ok = true;
+        match (&anonymize, v) {
+            (None, "anonymize") => {
+                self.err(
+                    verb,
+                    key("anonymize"),
+                    "erase = \"anonymize\" needs an anonymize table: the columns that hold \
+                     personal data and how to overwrite them, e.g. anonymize = { email = \
+                     \"null\" }",
+                );
+                ok = false;
+            }
+            (Some(a), "delete" | "keep") => {
+                self.err(
+                    a,
+                    key("anonymize"),
+                    format!(
+                        "anonymize belongs to erase = \"anonymize\" only, and this subject has \
+                         erase = \"{v}\": remove it, or write erase = \"anonymize\""
+                    ),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+        match (&keep_reason, v) {
+            (None, "keep") => {
+                self.err(
+                    verb,
+                    key("keep_reason"),
+                    "erase = \"keep\" needs keep_reason = \"…\": the law or contract that \
+                     requires keeping these records, which the answer to the person quotes",
+                );
+                ok = false;
+            }
+            (Some(r), "keep") if r.get_ref().trim().is_empty() => {
+                self.err(
+                    r,
+                    key("keep_reason"),
+                    "is empty; name the law or contract that requires keeping these records \
+                     (the answer to the person quotes it)",
+                );
+                ok = false;
+            }
+            (Some(r), "delete" | "anonymize") => {
+                self.err(
+                    r,
+                    key("keep_reason"),
+                    format!(
+                        "keep_reason belongs to erase = \"keep\" only, and this subject has \
+                         erase = \"{v}\": remove it, or write erase = \"keep\""
+                    ),
+                );
+                ok = false;
+            }
+            _ => {}
+        }
+        if let (Some(a), Some(k)) = (&anonymize, key_col) {
+            // Case-blind: MySQL and SQLite read `ID` as the column `id`.
+            for col in a.get_ref().keys() {
+                if col.get_ref().eq_ignore_ascii_case(k.as_str()) {
+                    self.err(
+                        col,
+                        key(&format!("anonymize.{}", col.get_ref())),
+                        "the key column cannot be anonymized: the audit trail names each \
+                         erased record by it, and subjects reached through this one find \
+                         their rows by it",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let columns = match anonymize {
+            Some(a) if v == "anonymize" => self.anonymize_columns(a, key),
+            _ => None,
+        };
+        if !ok {
+            return None;
+        }
+        match v {
+            "delete" => Some(Erase::Delete),
+            "anonymize" => columns.map(Erase::Anonymize),
+            _ => keep_reason.map(|r| Erase::Keep {
+                reason: r.into_inner(),
+            }),
+        }
+    }
+
+    /// The line of each key of a subject, so that a database check can point at the key it
+    /// finds wrong (see `Subject::line_of`).
+    fn subject_key_lines(&self, s: &RawSubject) -> BTreeMap<String, usize> {
+        let at = |span: std::ops::Range<usize>| self.lines.line_of(span.start);
+        let mut out = BTreeMap::new();
+        out.insert("name".to_owned(), at(s.name.span()));
+        out.insert("database".to_owned(), at(s.database.span()));
+        out.insert("table".to_owned(), at(s.table.span()));
+        out.insert("key".to_owned(), at(s.key.span()));
+        out.insert("erase".to_owned(), at(s.erase.span()));
+        if let Some(i) = &s.identify {
+            out.insert("identify".to_owned(), at(i.span()));
+            for attr in i.get_ref().keys() {
+                out.insert(format!("identify.{}", attr.get_ref()), at(attr.span()));
+            }
+        }
+        if let Some(v) = &s.via {
+            out.insert("via".to_owned(), at(v.span()));
+            out.insert("via.subject".to_owned(), at(v.get_ref().subject.span()));
+            out.insert(
+                "via.foreign_key".to_owned(),
+                at(v.get_ref().foreign_key.span()),
+            );
+        }
+        if let Some(a) = &s.anonymize {
+            out.insert("anonymize".to_owned(), at(a.span()));
+            for col in a.get_ref().keys() {
+                out.insert(format!("anonymize.{}", col.get_ref()), at(col.span()));
+            }
+        }
+        if let Some(r) = &s.keep_reason {
+            out.insert("keep_reason".to_owned(), at(r.span()));
+        }
+        out
+    }
+}
+
+/// An identity attribute's name (`email`, `customer-number`): what `request … --match
+/// ATTR=VALUE` names on a command line, so plain and lowercase.
+fn is_attribute_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
+}
+
 fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
@@ -800,5 +1211,7 @@ fn is_plain_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+#[cfg(test)]
+mod subject_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,8 @@ use super::dialect::Dialect;
 use super::filter::Filter;
 use super::ident::{Ident, TableName};
 use super::period::Period;
+use super::strategy::Strategy;
+use super::subject::Subject;
 use chrono_tz::Tz;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +25,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// `[[hold]]`: legal holds, which protect records from every rule.
     pub holds: Vec<Hold>,
+    /// `[[subject]]`: where a person's data lives, for data-subject requests.
+    pub subjects: Vec<Subject>,
     /// `[report]`: where the management report goes.
     pub report: ReportSettings,
 }
@@ -61,6 +65,11 @@ impl fmt::Debug for EmailSettings {
 }
 
 impl Config {
+    /// Every identity attribute some subject is found by (what `--match` may name).
+    pub fn identity_attributes(&self) -> std::collections::BTreeSet<&str> {
+        self.subjects.iter().flat_map(|s| s.attributes()).collect()
+    }
+
     /// The database a rule names (validation guarantees it exists).
     pub fn database_of(&self, rule: &Rule) -> Option<&DatabaseSpec> {
         self.databases.get(&rule.database)
@@ -457,18 +466,6 @@ impl fmt::Display for ActionKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
     }
-}
-
-/// How one column is anonymized.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Strategy {
-    /// Set to NULL.
-    Null,
-    /// Replace with a fixed text.
-    Replace(String),
-    /// Replace with a keyed hash (`anon-` + 16 hex digits): equal values stay equal, so
-    /// statistics and duplicates survive, but the value cannot be read back.
-    Hash,
 }
 
 /// The value a `flag` action writes.

@@ -16,6 +16,8 @@ pub struct RawConfig {
     pub rule: Vec<Spanned<RawRule>>,
     #[serde(default)]
     pub hold: Vec<Spanned<RawHold>>,
+    #[serde(default)]
+    pub subject: Vec<Spanned<RawSubject>>,
     pub report: Option<Spanned<RawReport>>,
 }
 
@@ -48,6 +50,33 @@ pub struct RawHold {
     pub filter: Spanned<String>,
     pub until: Option<Spanned<String>>,
 }
+
+/// `[[subject]]`: where a person's data lives (data-subject requests).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubject {
+    pub name: Spanned<String>,
+    pub database: Spanned<String>,
+    pub table: Spanned<String>,
+    pub key: Spanned<String>,
+    /// Identity attribute → column.
+    pub identify: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    pub via: Option<Spanned<RawVia>>,
+    pub erase: Spanned<String>,
+    pub anonymize: Option<Spanned<RawAnonymize>>,
+    pub keep_reason: Option<Spanned<String>>,
+}
+
+/// `via = { subject = "...", foreign_key = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVia {
+    pub subject: Spanned<String>,
+    pub foreign_key: Spanned<String>,
+}
+
+/// `anonymize = { COLUMN = STRATEGY, ... }`, of a rule or a subject.
+pub type RawAnonymize = BTreeMap<Spanned<String>, Spanned<RawStrategy>>;
 
 /// One `keep_while` entry.
 #[derive(Debug, Deserialize)]
@@ -95,7 +124,7 @@ pub struct RawRule {
     pub filter: Option<Spanned<String>>,
     pub expires: Spanned<RawExpires>,
     pub action: Spanned<String>,
-    pub anonymize: Option<Spanned<BTreeMap<Spanned<String>, Spanned<RawStrategy>>>>,
+    pub anonymize: Option<Spanned<RawAnonymize>>,
     pub flag: Option<Spanned<RawFlag>>,
     pub batch_size: Option<Spanned<i64>>,
     pub batch_pause: Option<Spanned<String>>,

@@ -234,6 +234,7 @@ fn the_shipped_example_config_is_valid() {
     let src = include_str!("../../config/retentiond.toml");
     let c = load(src).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.rules.len(), 5);
+    assert_eq!(c.subjects.len(), 2);
 }
 
 mod properties {

@@ -50,6 +50,8 @@ pub struct Metrics {
     last_success: Seconds,
     duration: Seconds,
     audit_entries: Gauge,
+    requests_open: Gauge,
+    requests_overdue: Gauge,
 }
 
 fn seconds(rfc3339: &str) -> Option<f64> {
@@ -73,6 +75,8 @@ impl Metrics {
             last_success: Seconds::default(),
             duration: Seconds::default(),
             audit_entries: Gauge::default(),
+            requests_open: Gauge::default(),
+            requests_overdue: Gauge::default(),
         };
         registry.register(
             "retentiond_records",
@@ -114,6 +118,16 @@ impl Metrics {
             "Entries in the audit trail",
             m.audit_entries.clone(),
         );
+        registry.register(
+            "retentiond_requests_open",
+            "Open data-subject requests",
+            m.requests_open.clone(),
+        );
+        registry.register(
+            "retentiond_requests_overdue",
+            "Open data-subject requests past their due date (alert on > 0)",
+            m.requests_overdue.clone(),
+        );
         if let Some(t) = last_success.and_then(seconds) {
             m.last_success.set(t);
         }
@@ -151,6 +165,14 @@ impl Metrics {
             }
         }
         self.audit_entries.set(s.audit_entries);
+    }
+
+    /// The register's state: open requests, and how many of them are past their due date.
+    pub fn record_requests(&self, open: usize, overdue: usize) {
+        self.requests_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+        self.requests_overdue
+            .set(i64::try_from(overdue).unwrap_or(i64::MAX));
     }
 
     /// Counts a pass that could not run at all (e.g. a rule no longer fits its table).

@@ -169,6 +169,7 @@ pub async fn run(
 impl Daemon<'_> {
     async fn serve(&mut self) -> Result<Ended, DaemonError> {
         let interrupted = self.settle_at_start().await;
+        self.count_requests().await;
         let caught_up = missed(&self.config, &self.state, Utc::now(), &interrupted).await;
         let mut due = if caught_up.is_empty() {
             next_due(&self.config, Utc::now())
@@ -289,7 +290,19 @@ impl Daemon<'_> {
         None
     }
 
+    /// Counts open and overdue requests for the metrics (best effort).
+    async fn count_requests(&self) {
+        if let Ok(open) = self.state.open_requests().await {
+            let today = Utc::now()
+                .with_timezone(&self.config.daemon.timezone)
+                .date_naive();
+            let (open, overdue) = crate::engine::requests::open_and_overdue(&open, today);
+            self.metrics.record_requests(open, overdue);
+        }
+    }
+
     async fn after_pass(&mut self, rules: &[String], result: Result<RunSummary, PassError>) {
+        self.count_requests().await;
         match result {
             Ok(s) => {
                 crate::report::publish::publish(&self.config, &self.state, &s).await;

@@ -202,7 +202,15 @@ impl Dialect {
             SinceKind::Naive => Value::Naive(cutoff.local),
             SinceKind::Instant => Value::Instant(cutoff.utc),
             SinceKind::UnixSeconds => {
-                sql.push(col).push(" <= ").bind(Value::Int(unix_utc));
+                // 0 (or less) in a seconds column is how schemas write "not set"
+                // (`DEFAULT 0`), like a zero date: never expired.
+                sql.push("(")
+                    .push(col)
+                    .push(" > 0 AND ")
+                    .push(col)
+                    .push(" <= ")
+                    .bind(Value::Int(unix_utc))
+                    .push(")");
                 return;
             }
             SinceKind::SqliteAny => {
@@ -336,6 +344,8 @@ fn push_sqlite_expired(sql: &mut Sql, col: &str, cutoff: &Cutoff, unix_utc: i64,
         .push(" AND CASE WHEN typeof(")
         .push(col)
         .push(") IN ('integer', 'real') THEN ")
+        .push(col)
+        .push(" > 0 AND ")
         .push(col)
         .push(" <= ")
         .bind(Value::Int(unix_utc))

@@ -42,21 +42,35 @@ pub async fn record(
     tx.execute(&mark(dialect, batch_id, rule)).await.map(|_| ())
 }
 
+/// What a settled batch's journal row says instead of its rule: it never committed.
+const ROLLED_BACK: &str = "(rolled back)";
+
 /// Settles a batch whose commit is in doubt by writing its journal row *now*. If the
 /// batch committed, its row is there and the insert fails on the primary key (`true`:
 /// it happened). If the batch's transaction is still open somewhere, the insert waits
 /// for it to end. If the insert succeeds, the batch never committed — and now never can,
 /// because its own journal insert would collide (`false`).
+///
+/// A collision with a row that an earlier settling wrote (its intent could not be dropped
+/// then, e.g. on a full disk; or the earlier insert committed but its answer was lost)
+/// means the batch did *not* commit: the row's rule says which it is.
 pub async fn settle(db: &Db, batch_id: &str) -> Result<bool, DbError> {
-    match db
-        .execute(&mark(db.dialect, batch_id, "(rolled back)"))
-        .await
-    {
+    match db.execute(&mark(db.dialect, batch_id, ROLLED_BACK)).await {
         Ok(_) => Ok(false),
         Err(DbError::Query {
             unique_violation: true,
             ..
-        }) => Ok(true),
+        }) => {
+            let mut sql = Sql::new(db.dialect);
+            sql.push("SELECT rule FROM retentiond_journal WHERE batch_id = ")
+                .bind(Value::Text(batch_id.to_owned()));
+            let rows = db.fetch_texts(&sql).await?;
+            let rule = rows
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next().flatten());
+            Ok(rule.as_deref() != Some(ROLLED_BACK))
+        }
         Err(e) => Err(e),
     }
 }
@@ -70,14 +84,20 @@ pub async fn clean(db: &Db, prefix: &str) -> Result<u64, DbError> {
     db.execute(&sql).await
 }
 
+/// Whether retentiond's own table `name` exists in `db` (asked of the catalog: reading a
+/// table that is not there would be an error, and creating it is a write).
+async fn exists(db: &Db, name: &str) -> Result<bool, DbError> {
+    match crate::config::TableName::parse(name) {
+        Ok(table) => Ok(super::schema::describe(db, &table).await?.is_some()),
+        // Only ever called with the two constant names above, which parse.
+        Err(reason) => unreachable!("retentiond's own table name {name} is invalid: {reason}"),
+    }
+}
+
 /// The passes that still have rows in the journal table of `db`: batch ids start with
 /// their pass id (`YYYYMMDDTHHMMSSZ-xxxxxx`, 23 characters).
 pub async fn passes_with_rows(db: &Db) -> Result<Vec<String>, DbError> {
-    // A constant, valid name: parsing cannot fail.
-    let Ok(table) = crate::config::TableName::parse("retentiond_journal") else {
-        return Ok(Vec::new());
-    };
-    if super::schema::describe(db, &table).await?.is_none() {
+    if !exists(db, "retentiond_journal").await? {
         return Ok(Vec::new());
     }
     let mut sql = Sql::new(db.dialect);
@@ -96,9 +116,9 @@ pub async fn passes_with_rows(db: &Db) -> Result<Vec<String>, DbError> {
 /// `audit verify` can prove the trail was not cut or rebuilt below an anchored head.
 fn anchor_ddl(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Postgres => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, head TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-        Dialect::MySql => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id VARCHAR(100) PRIMARY KEY, seq BIGINT NOT NULL, head CHAR(64) NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
-        Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, head TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+        Dialect::Postgres => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id TEXT PRIMARY KEY, installation TEXT NOT NULL, seq BIGINT NOT NULL, head TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        Dialect::MySql => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id VARCHAR(100) PRIMARY KEY, installation VARCHAR(32) NOT NULL, seq BIGINT NOT NULL, head CHAR(64) NOT NULL, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB",
+        Dialect::Sqlite => "CREATE TABLE IF NOT EXISTS retentiond_anchor (run_id TEXT PRIMARY KEY, installation TEXT NOT NULL, seq INTEGER NOT NULL, head TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
     }
 }
 
@@ -108,6 +128,8 @@ fn anchor_ddl(dialect: Dialect) -> &'static str {
 pub struct Anchor {
     /// The pass.
     pub run_id: String,
+    /// The installation (state database) whose pass it was.
+    pub installation: String,
     /// The trail's length then.
     pub seq: i64,
     /// The hash of entry `seq` (the genesis hash for an empty trail).
@@ -120,8 +142,10 @@ pub async fn write_anchor(db: &Db, anchor: &Anchor) -> Result<(), DbError> {
     ddl.push(anchor_ddl(db.dialect));
     db.execute(&ddl).await?;
     let mut sql = Sql::new(db.dialect);
-    sql.push("INSERT INTO retentiond_anchor (run_id, seq, head) VALUES (")
+    sql.push("INSERT INTO retentiond_anchor (run_id, installation, seq, head) VALUES (")
         .bind(Value::Text(anchor.run_id.clone()))
+        .push(", ")
+        .bind(Value::Text(anchor.installation.clone()))
         .push(", ")
         .bind(Value::Int(anchor.seq))
         .push(", ")
@@ -133,11 +157,7 @@ pub async fn write_anchor(db: &Db, anchor: &Anchor) -> Result<(), DbError> {
 /// Every anchor in `db`, oldest pass first; none where the table does not exist (no pass
 /// has anchored there yet). Changes nothing.
 pub async fn anchors(db: &Db) -> Result<Vec<Anchor>, DbError> {
-    // A constant, valid name: parsing cannot fail.
-    let Ok(table) = crate::config::TableName::parse("retentiond_anchor") else {
-        return Ok(Vec::new());
-    };
-    if super::schema::describe(db, &table).await?.is_none() {
+    if !exists(db, "retentiond_anchor").await? {
         return Ok(Vec::new());
     }
     let seq = match db.dialect {
@@ -145,15 +165,16 @@ pub async fn anchors(db: &Db) -> Result<Vec<Anchor>, DbError> {
         Dialect::Postgres | Dialect::Sqlite => "CAST(seq AS TEXT)",
     };
     let mut sql = Sql::new(db.dialect);
-    sql.push("SELECT run_id, ")
+    sql.push("SELECT run_id, installation, ")
         .push(seq)
         .push(", head FROM retentiond_anchor ORDER BY seq, run_id");
     let rows = db.fetch_texts(&sql).await?;
     Ok(rows
         .into_iter()
         .filter_map(|r| match r.as_slice() {
-            [Some(run_id), Some(seq), Some(head)] => Some(Anchor {
+            [Some(run_id), Some(installation), Some(seq), Some(head)] => Some(Anchor {
                 run_id: run_id.clone(),
+                installation: installation.clone(),
                 seq: seq.parse().ok()?,
                 head: head.clone(),
             }),

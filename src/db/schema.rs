@@ -1,9 +1,11 @@
-//! What the database says about a rule's table: which columns exist, their types, which are
-//! unique. A rule is checked against it before anything runs; a mismatch is a config error
-//! pinned to the rule's line.
+//! What the database says about a rule's or a subject's table: which columns exist, their
+//! types, which are unique. Rules and `[[subject]]`s are checked against it before anything
+//! runs, by the same helpers (a key, a column, an anonymized column are judged alike); a
+//! mismatch is a config error pinned to the line of the offending key.
 
 use super::{Db, DbError, Dialect, KeyKind, SinceKind, Sql, Value};
-use crate::config::{Action, FlagValue, Ident, Rule, Strategy, TableName};
+use crate::config::{Action, Erase, Find, FlagValue, Ident, Rule, Strategy, Subject, TableName};
+use std::collections::HashMap;
 
 /// A column type, reduced to what retentiond cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,110 +263,33 @@ pub fn check_rule(
     dialect: Dialect,
     database: &str,
 ) -> Result<RuleShape, Vec<SchemaProblem>> {
-    let problem = |key: &str, message: String| SchemaProblem {
-        key: key.to_owned(),
-        message,
-        line: None,
-    };
     let Some(shape) = shape else {
-        return Err(vec![problem(
-            "table",
-            format!(
-                "table '{}' does not exist in database '{database}' (or the connection's user cannot see it); check the name and the grants",
-                rule.table
-            ),
-        )]);
+        return Err(vec![missing_table(&rule.table, database)]);
+    };
+    let on = On {
+        shape,
+        dialect,
+        table: &rule.table,
+        database,
     };
     let mut problems = Vec::new();
-    let mut col = |name: &Ident, key: &str| {
-        let c = shape.column(dialect, name);
-        if c.is_none() {
-            problems.push(problem(
-                key,
-                format!(
-                    "column '{name}' does not exist in table '{}' of database '{database}'; it has: {}",
-                    rule.table,
-                    shape.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
-        c.cloned()
-    };
-    let key_col = col(&rule.key, "key");
-    let key_unsigned = key_col.as_ref().is_some_and(|c| c.unsigned);
-    let since_col = col(&rule.since, "expires.since");
-    let mut action_cols = Vec::new();
-    match &rule.action {
-        Action::Delete => {}
-        Action::Anonymize(list) => {
-            for (name, strategy) in list {
-                action_cols.push((
-                    col(name, &format!("anonymize.{name}")),
-                    Some(strategy),
-                    None,
-                ));
-            }
-        }
-        Action::Flag { column, value } => {
-            action_cols.push((col(column, "flag.column"), None, Some(value)))
-        }
-    }
-    let key = key_col.and_then(|c| {
-        if !shape.is_unique(dialect, &rule.key) {
-            problems.push(problem("key", format!(
-                "column '{}' is not unique in table '{}' (no primary key or unique index on it alone); a key must name exactly one record — use the primary key",
-                rule.key, rule.table
-            )));
-        }
-        if c.nullable && !c.sqlite_primary_key {
-            problems.push(problem("key", format!(
-                "key column '{}' allows NULL: rows with a NULL key cannot be audited; declare it NOT NULL or choose another key",
-                rule.key
-            )));
-        }
-        match (c.class, dialect) {
-            // Read as decimal text: `CAST(… AS SIGNED)` turns 2^64 - 1 into -1.
-            (ColClass::Int, Dialect::MySql) if c.unsigned => Some(KeyKind::Text),
-            (ColClass::Int, _) => Some(KeyKind::Int),
-            (ColClass::Text, _) | (ColClass::Other, Dialect::Sqlite) => Some(KeyKind::Text),
-            _ => {
-                problems.push(problem("key", format!(
-                    "column '{}' has type {}, which retentiond cannot use as a key yet; use an integer or text key", rule.key, c.data_type
-                )));
-                None
-            }
-        }
-    });
+    let key_col = on.column(&rule.key, "key", &mut problems);
+    let key_unsigned = key_col.is_some_and(|c| c.unsigned);
+    let since_col = on.column(&rule.since, "expires.since", &mut problems);
+    let key = key_col.and_then(|c| on.key_kind(c, &rule.key, &mut problems));
     let since = since_col.and_then(|_| {
         since_kind(shape, dialect, &rule.since, &rule.table)
             .map_err(|m| problems.push(problem("expires.since", m)))
             .ok()
     });
     let mut flag_bool = None;
-    for (c, strategy, flag) in action_cols.into_iter() {
-        let Some(c) = c else { continue };
-        let text_ok = matches!(c.class, ColClass::Text)
-            || (dialect == Dialect::Sqlite && c.class == ColClass::Other);
-        match (strategy, flag) {
-            (_, Some(v)) if c.class == ColClass::Bool => match bool_flag(v) {
-                Some(b) => flag_bool = Some(b),
-                None => problems.push(problem("flag.value", format!(
-                    "column '{}' has type {}; give value = true or value = false", c.name, c.data_type
-                ))),
-            },
-            (Some(Strategy::Null), _) if !c.nullable => problems.push(problem(&format!("anonymize.{}", c.name), format!(
-                "column '{}' is NOT NULL, so it cannot be set to null; use {{ replace = \"…\" }} instead", c.name
-            ))),
-            (Some(Strategy::Replace(_) | Strategy::Hash), _) if !text_ok => problems.push(problem(&format!("anonymize.{}", c.name), format!(
-                "column '{}' has type {}; \"hash\" and replace work on text columns only", c.name, c.data_type
-            ))),
-            (_, Some(FlagValue::Text(_))) if !text_ok => problems.push(problem("flag.value", format!(
-                "column '{}' has type {}; give an integer value or flag a text column", c.name, c.data_type
-            ))),
-            (_, Some(FlagValue::Int(_))) if c.class != ColClass::Int && !(dialect == Dialect::Sqlite && c.class == ColClass::Other) => problems.push(problem("flag.value", format!(
-                "column '{}' has type {}; give a text value or flag an integer column", c.name, c.data_type
-            ))),
-            _ => {}
+    match &rule.action {
+        Action::Delete => {}
+        Action::Anonymize(list) => on.anonymized(list, &mut problems),
+        Action::Flag { column, value } => {
+            if let Some(c) = on.column(column, "flag.column", &mut problems) {
+                flag_bool = flag_fits(c, value, dialect, &mut problems);
+            }
         }
     }
     match (key, since, problems.is_empty()) {
@@ -376,6 +301,229 @@ pub fn check_rule(
         }),
         _ => Err(problems),
     }
+}
+
+/// How a `[[subject]]` maps onto its table, as established by [`check_subject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubjectShape {
+    /// How keys are read and bound.
+    pub key: KeyKind,
+    /// The key is a MySQL/MariaDB `… UNSIGNED` integer (see [`RuleShape::key_unsigned`]).
+    pub key_unsigned: bool,
+    /// The class of the key column, to compare with the `foreign_key` of subjects reached
+    /// through this one.
+    pub key_class: ColClass,
+    /// The class of the `via.foreign_key` column (`None` for a subject found by
+    /// `identify`).
+    pub foreign_key_class: Option<ColClass>,
+}
+
+/// Checks that `subject` fits `shape` (`None`: the table is missing), by the same measure
+/// as [`check_rule`]: the key exists, is unique, NOT NULL and readable; every `identify`
+/// column and the `via.foreign_key` exist; the anonymized columns take what their strategy
+/// writes. Problems name the subject's config keys (`identify.email`, `via.foreign_key`).
+pub fn check_subject(
+    subject: &Subject,
+    shape: Option<&TableShape>,
+    dialect: Dialect,
+    database: &str,
+) -> Result<SubjectShape, Vec<SchemaProblem>> {
+    let Some(shape) = shape else {
+        return Err(vec![missing_table(&subject.table, database)]);
+    };
+    let on = On {
+        shape,
+        dialect,
+        table: &subject.table,
+        database,
+    };
+    let mut problems = Vec::new();
+    let key_col = on.column(&subject.key, "key", &mut problems);
+    let key = key_col.and_then(|c| on.key_kind(c, &subject.key, &mut problems));
+    let mut foreign_key_class = None;
+    match &subject.find {
+        Find::Identify(attrs) => {
+            for (attr, col) in attrs {
+                on.column(col, &format!("identify.{attr}"), &mut problems);
+            }
+        }
+        Find::Via { foreign_key, .. } => {
+            foreign_key_class = on
+                .column(foreign_key, "via.foreign_key", &mut problems)
+                .map(|c| c.class);
+        }
+    }
+    if let Erase::Anonymize(list) = &subject.erase {
+        on.anonymized(list, &mut problems);
+    }
+    match (key, key_col, problems.is_empty()) {
+        (Some(key), Some(c), true) => Ok(SubjectShape {
+            key,
+            key_unsigned: c.unsigned,
+            key_class: c.class,
+            foreign_key_class,
+        }),
+        _ => Err(problems),
+    }
+}
+
+fn problem(key: &str, message: String) -> SchemaProblem {
+    SchemaProblem {
+        key: key.to_owned(),
+        message,
+        line: None,
+    }
+}
+
+/// The problem of a table that does not exist, at config key `table`.
+fn missing_table(table: &TableName, database: &str) -> SchemaProblem {
+    problem(
+        "table",
+        format!(
+            "table '{table}' does not exist in database '{database}' (or the connection's user cannot see it); check the name and the grants"
+        ),
+    )
+}
+
+/// One table as the checks of rules and subjects see it: what they share, so that both
+/// judge a key, a column and an anonymized column by the same measure.
+struct On<'a> {
+    shape: &'a TableShape,
+    dialect: Dialect,
+    table: &'a TableName,
+    database: &'a str,
+}
+
+impl<'a> On<'a> {
+    /// The column `name`, or a problem at config key `key` listing the columns there are.
+    fn column(
+        &self,
+        name: &Ident,
+        key: &str,
+        problems: &mut Vec<SchemaProblem>,
+    ) -> Option<&'a Column> {
+        let c = self.shape.column(self.dialect, name);
+        if c.is_none() {
+            problems.push(problem(
+                key,
+                format!(
+                    "column '{name}' does not exist in table '{}' of database '{}'; it has: {}",
+                    self.table,
+                    self.database,
+                    self.shape
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        c
+    }
+
+    /// How the key column `c` (named `key`) is read, or `None` with the problems that
+    /// keep it from naming exactly one record: not unique, NULL allowed, a type retentiond
+    /// cannot read as a key.
+    fn key_kind(
+        &self,
+        c: &Column,
+        key: &Ident,
+        problems: &mut Vec<SchemaProblem>,
+    ) -> Option<KeyKind> {
+        if !self.shape.is_unique(self.dialect, key) {
+            problems.push(problem("key", format!(
+                "column '{key}' is not unique in table '{}' (no primary key or unique index on it alone); a key must name exactly one record — use the primary key",
+                self.table
+            )));
+        }
+        if c.nullable && !c.sqlite_primary_key {
+            problems.push(problem("key", format!(
+                "key column '{key}' allows NULL: rows with a NULL key cannot be audited; declare it NOT NULL or choose another key"
+            )));
+        }
+        match (c.class, self.dialect) {
+            // Read as decimal text: `CAST(… AS SIGNED)` turns 2^64 - 1 into -1.
+            (ColClass::Int, Dialect::MySql) if c.unsigned => Some(KeyKind::Text),
+            (ColClass::Int, _) => Some(KeyKind::Int),
+            (ColClass::Text, _) | (ColClass::Other, Dialect::Sqlite) => Some(KeyKind::Text),
+            _ => {
+                problems.push(problem("key", format!(
+                    "column '{key}' has type {}, which retentiond cannot use as a key yet; use an integer or text key", c.data_type
+                )));
+                None
+            }
+        }
+    }
+
+    /// Every anonymized column exists and takes what its strategy writes: NULL into a
+    /// nullable column, a hash or a replacement text into a text column. Problems at
+    /// `anonymize.COLUMN`.
+    fn anonymized(&self, list: &[(Ident, Strategy)], problems: &mut Vec<SchemaProblem>) {
+        for (name, strategy) in list {
+            let key = format!("anonymize.{name}");
+            let Some(c) = self.column(name, &key, problems) else {
+                continue;
+            };
+            match strategy {
+                Strategy::Null if !c.nullable => problems.push(problem(&key, format!(
+                    "column '{}' is NOT NULL, so it cannot be set to null; use {{ replace = \"…\" }} instead", c.name
+                ))),
+                Strategy::Replace(_) | Strategy::Hash if !text_ok(c, self.dialect) => problems.push(problem(&key, format!(
+                    "column '{}' has type {}; \"hash\" and replace work on text columns only", c.name, c.data_type
+                ))),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Whether `c` takes a text value (SQLite: also a column without a declared type).
+fn text_ok(c: &Column, dialect: Dialect) -> bool {
+    matches!(c.class, ColClass::Text) || (dialect == Dialect::Sqlite && c.class == ColClass::Other)
+}
+
+/// Whether a flag `value` fits the column `c`: for a boolean column, the value as a
+/// boolean (see [`RuleShape::flag_bool`]); problems at `flag.value`.
+fn flag_fits(
+    c: &Column,
+    value: &FlagValue,
+    dialect: Dialect,
+    problems: &mut Vec<SchemaProblem>,
+) -> Option<bool> {
+    match value {
+        v if c.class == ColClass::Bool => match bool_flag(v) {
+            Some(b) => return Some(b),
+            None => problems.push(problem(
+                "flag.value",
+                format!(
+                    "column '{}' has type {}; give value = true or value = false",
+                    c.name, c.data_type
+                ),
+            )),
+        },
+        FlagValue::Text(_) if !text_ok(c, dialect) => problems.push(problem(
+            "flag.value",
+            format!(
+                "column '{}' has type {}; give an integer value or flag a text column",
+                c.name, c.data_type
+            ),
+        )),
+        FlagValue::Int(_)
+            if c.class != ColClass::Int
+                && !(dialect == Dialect::Sqlite && c.class == ColClass::Other) =>
+        {
+            problems.push(problem(
+                "flag.value",
+                format!(
+                    "column '{}' has type {}; give a text value or flag an integer column",
+                    c.name, c.data_type
+                ),
+            ))
+        }
+        _ => {}
+    }
+    None
 }
 
 /// A flag value for a boolean column: TOML `true`/`false` (which the config reads as 1 and
@@ -453,6 +601,67 @@ pub async fn sqlite_key_types(
             (get(0), get(1).parse().unwrap_or(0))
         })
         .collect())
+}
+
+/// SQLite: why the key column `key` of `table` cannot be used, read from its data (see
+/// [`sqlite_key_types`]): values of another storage class than `kind` reads, or NULL. `None`
+/// when every key is of the one class.
+pub async fn sqlite_key_problem(
+    db: &Db,
+    table: &TableName,
+    key: &Ident,
+    kind: KeyKind,
+) -> Result<Option<String>, DbError> {
+    let found = sqlite_key_types(db, table, key, kind).await?;
+    Ok((!found.is_empty()).then(|| sqlite_key_message(key, kind, &found)))
+}
+
+/// Why an SQLite key column cannot be used, from the storage classes found in it that
+/// `kind` does not read (with their row counts).
+fn sqlite_key_message(key: &Ident, kind: KeyKind, found: &[(String, u64)]) -> String {
+    let rows = |n: u64| format!("{n} row{}", if n == 1 { "" } else { "s" });
+    if let [(class, n)] = found {
+        if class == "null" {
+            return format!(
+                "key column '{key}' allows NULL (SQLite lets NULL into a PRIMARY KEY that is not declared NOT NULL), and {} hold it: rows with a NULL key cannot be audited; declare it NOT NULL or choose another key",
+                rows(*n)
+            );
+        }
+    }
+    let expected = match kind {
+        KeyKind::Int => "integer",
+        KeyKind::Text => "text",
+    };
+    let list = found
+        .iter()
+        .map(|(class, n)| format!("{class}: {}", rows(*n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "key column '{key}' is read as {expected} (from its declared type), but it also holds other values ({list}): SQLite stores what it is given whatever the declared type, and a key of mixed types cannot be read, ordered and matched exactly; make every key one type (and NOT NULL) or choose another key"
+    )
+}
+
+/// Table shapes, asked of the catalog once each: `prepare` checks many rules and subjects
+/// on a few tables, and asking again for each made `check` take minutes.
+#[derive(Debug, Default)]
+pub struct Shapes(HashMap<(String, String), Option<TableShape>>);
+
+impl Shapes {
+    /// The shape of `table` in `db` (see [`describe`]), from the catalog the first time.
+    pub async fn describe(
+        &mut self,
+        db: &Db,
+        table: &TableName,
+    ) -> Result<Option<TableShape>, DbError> {
+        let k = (db.name.clone(), table.to_string());
+        if let Some(shape) = self.0.get(&k) {
+            return Ok(shape.clone());
+        }
+        let shape = describe(db, table).await?;
+        self.0.insert(k, shape.clone());
+        Ok(shape)
+    }
 }
 
 /// A foreign key in another table that points at a rule's table.

@@ -231,7 +231,7 @@ async fn confirm(ctx: &Context<'_>, intent: Option<Intent>) -> Result<(), BatchE
     let failed = |e: String| {
         BatchError::fatal(Failure::Audit, format!("batch {batch_id} committed but its audit entries could not be written yet ({e}); they are written at the next start"))
     };
-    tokio::spawn(async move { journal::confirm(&state, &intent, &now_text()).await })
+    tokio::spawn(async move { journal::confirm(&state, &intent).await })
         .await
         .map_err(|e| failed(e.to_string()))?
         .map_err(|e| failed(e.to_string()))
@@ -352,7 +352,7 @@ async fn settle_now(
     for attempt in 1..=MAX_RETRIES {
         match db::journal::settle(ctx.db, &intent.batch_id).await {
             Ok(true) => {
-                journal::confirm(ctx.state, intent, &now_text())
+                journal::confirm(ctx.state, intent)
                     .await
                     .map_err(|e| BatchError::fatal(Failure::Audit, e.to_string()))?;
                 return Ok(());

@@ -62,6 +62,23 @@ impl Hasher {
     }
 }
 
+impl Hasher {
+    /// The full HMAC-SHA-256 (64 hex digits) of `value` in a `domain` of its own, so a
+    /// tag made for one purpose (a request's identity) never equals one made for another
+    /// (an anonymized column). What a data-subject request keeps instead of the person's
+    /// identity: it can be compared with, never read back.
+    pub fn tag(&self, domain: &str, value: &str) -> String {
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
 /// Whether `value` has exactly the shape [`Hasher::hash`] writes — the same test the
 /// matcher makes in SQL for "already hashed" (`Dialect::push_hashed`). A record matched
 /// for another column keeps such a value as it is: hashing it again would part it from

@@ -60,9 +60,13 @@ async fn append(
     state.append(&chained, settles).await
 }
 
-/// A batch committed: its intent becomes one audit entry per key, at `at`, and the intent
-/// is removed, atomically.
-pub async fn confirm(state: &State, intent: &Intent, at: &str) -> Result<(), StateError> {
+/// A batch committed: its intent becomes one audit entry per key, and the intent is
+/// removed, atomically. Every entry's `at` is the moment the intent was written, just
+/// before the commit: the same whenever the entries are written (right away, or again at
+/// the next start after a power cut lost them), so they hash alike and agree with any head
+/// anchored meanwhile.
+pub async fn confirm(state: &State, intent: &Intent) -> Result<(), StateError> {
+    let at = intent.created_at.as_str();
     let what = Shared {
         run_id: &intent.run_id,
         rule: &intent.rule,

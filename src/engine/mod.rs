@@ -1,8 +1,9 @@
 //! Enforcement: which records each rule matches ([`matcher`], [`plan`]), checking rules
 //! against their tables ([`prepare`]), acting in audited batches ([`execute`]), writing
 //! what happened to the trail ([`journal`]), settling batches a crash left in doubt
-//! ([`reconcile`]), legal holds over time ([`holds`]), and the whole pass ([`pass`]). What a
-//! pass did is [`outcome`]: the engine owns it; reports and metrics read it.
+//! ([`reconcile`]), legal holds over time ([`holds`]), `[[subject]]`s against their tables
+//! ([`subjects`]), and the whole pass ([`pass`]). What a pass did is [`outcome`]: the
+//! engine owns it; reports and metrics read it.
 
 pub mod execute;
 pub mod hasher;
@@ -14,4 +15,6 @@ pub mod pass;
 pub mod plan;
 pub mod prepare;
 pub mod reconcile;
+pub mod requests;
+pub mod subjects;
 pub mod wait;

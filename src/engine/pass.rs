@@ -147,6 +147,12 @@ pub async fn run_prepared(
         .iter()
         .map(|(r, _)| r.name.as_str())
         .collect();
+    // Marked now, so a pass the process does not survive counts as interrupted for each of
+    // its rules; what each rule had before is kept to put back if a stop signal cuts it short.
+    let mut before = Vec::with_capacity(names.len());
+    for name in &names {
+        before.push(state.rule_last_started(name).await?);
+    }
     state.mark_rules_started(&names, &started_at).await?;
     let span = tracing::info_span!("pass", run_id = %run_id);
     let _enter = span.enter();
@@ -159,6 +165,11 @@ pub async fn run_prepared(
     let mut audit_failed: Option<String> = None;
     for (rule, readiness) in &prepared.rules {
         let outcome = match (readiness, prepared.db(rule)) {
+            _ if stop.is_cancelled() => {
+                let mut o = RuleOutcome::new(rule);
+                o.status = RuleStatus::Stopped;
+                o
+            }
             _ if audit_failed.is_some() => RuleOutcome::new(rule).fail(
                 Failure::Audit,
                 format!(
@@ -199,13 +210,6 @@ pub async fn run_prepared(
         outcomes.push(outcome);
     }
     let (audit_entries, audit_head) = crate::audit::head(state).await?;
-    let anchor = Anchor {
-        run_id: run_id.clone(),
-        seq: audit_entries,
-        head: audit_head.clone(),
-    };
-    let anchored_in = anchor_everywhere(&prepared, &anchor).await;
-    prepared.close().await;
     let mut summary = RunSummary {
         run_id: run_id.clone(),
         started_at,
@@ -216,13 +220,39 @@ pub async fn run_prepared(
         hold_events,
         audit_entries,
         audit_head,
-        anchored_in,
+        anchored_in: Vec::new(),
     };
     summary.status = summary.status_now();
-    let json = serde_json::to_string(&summary).map_err(|e| PassError::Other(e.to_string()))?;
-    state
-        .finish_run(&run_id, summary.status.as_str(), &json)
-        .await?;
+    let encode =
+        |s: &RunSummary| serde_json::to_string(s).map_err(|e| PassError::Other(e.to_string()));
+    // Durable here first (finish_run fsyncs), then anchored elsewhere: an anchor never
+    // names a head this state database could still lose.
+    let finished = state
+        .finish_run(&run_id, summary.status.as_str(), &encode(&summary)?)
+        .await;
+    if let Err(e) = finished {
+        prepared.close().await;
+        return Err(e.into());
+    }
+    // Rules a stop signal cut short did not really run: they stay due (see daemon::missed).
+    for (name, previous) in names.iter().zip(&before) {
+        let stopped = summary
+            .rules
+            .iter()
+            .any(|o| o.rule == *name && o.status == RuleStatus::Stopped);
+        if let (true, Some(previous)) = (stopped, previous) {
+            state.mark_rules_started(&[name], previous).await?;
+        }
+    }
+    let anchor = Anchor {
+        run_id: run_id.clone(),
+        installation: state.installation().await?.unwrap_or_default(),
+        seq: summary.audit_entries,
+        head: summary.audit_head.clone(),
+    };
+    summary.anchored_in = anchor_everywhere(&prepared, &anchor).await;
+    prepared.close().await;
+    state.update_summary(&run_id, &encode(&summary)?).await?;
     tracing::info!(rows = summary.total_acted(), status = %summary.status, "pass finished");
     Ok(summary)
 }

@@ -1,13 +1,15 @@
 //! Before anything runs: connect to every database the selected rules use and check each
 //! rule against its table — its columns, its key, its filter (parsed by the database
 //! itself), the holds on its table, the tables its `keep_while` names, and the rules with
-//! a longer retention it must respect. Any mismatch is a config error (exit 78, nothing
+//! a longer retention it must respect — and every `[[subject]]` of those databases (see
+//! [`crate::engine::subjects`]). Any mismatch is a config error (exit 78, nothing
 //! touched); an unreachable database only fails its own rules.
 
 use crate::config::{Config, ConfigError, ConfigProblem, Ident, Rule, TableName};
-use crate::db::schema::{self, SchemaProblem, TableShape};
-use crate::db::{Db, DbError, Dialect, KeyKind, SinceKind, Sql};
+use crate::db::schema::{self, SchemaProblem, Shapes, TableShape};
+use crate::db::{Db, DbError, Dialect, SinceKind, Sql};
 use crate::engine::matcher::{Matcher, RivalIndex};
+use crate::engine::subjects::check_subjects;
 use std::collections::{BTreeMap, HashMap};
 
 /// A rule that is ready to run, or why it cannot run this time.
@@ -76,7 +78,7 @@ pub async fn prepare<'a>(
     let mut notes = Vec::new();
     let mut out = Vec::new();
     let mut catalog = Catalog {
-        shapes: HashMap::new(),
+        shapes: Shapes::default(),
         seconds: HashMap::new(),
         rivals: RivalIndex::new(&config.rules),
     };
@@ -101,6 +103,10 @@ pub async fn prepare<'a>(
             Err(e) => out.push((rule, Readiness::Unavailable(e.to_string()))),
         }
     }
+    // The subjects of the databases now open: a broken one is refused like a broken rule.
+    let subjects = check_subjects(config, &dbs, &mut catalog.shapes).await;
+    problems.extend(subjects.problems);
+    notes.extend(subjects.notes);
     let prepared = Prepared {
         dbs,
         rules: out,
@@ -142,7 +148,7 @@ async fn parses(db: &Db, table: &str, condition: &str) -> Result<(), String> {
 /// With thousands of rules on a few tables, asking the catalog again per rule, or
 /// comparing every rule with every other, made `check` take minutes.
 struct Catalog<'a> {
-    shapes: HashMap<(String, String), Option<TableShape>>,
+    shapes: Shapes,
     seconds: HashMap<(String, String, String), Result<Option<String>, String>>,
     rivals: RivalIndex<'a>,
 }
@@ -154,13 +160,7 @@ impl Catalog<'_> {
         db: &Db,
         table: &TableName,
     ) -> Result<Option<TableShape>, DbError> {
-        let k = (db.name.clone(), table.to_string());
-        if let Some(shape) = self.shapes.get(&k) {
-            return Ok(shape.clone());
-        }
-        let shape = schema::describe(db, table).await?;
-        self.shapes.insert(k, shape.clone());
-        Ok(shape)
+        self.shapes.describe(db, table).await
     }
 
     /// [`unix_seconds`], asked once per column.
@@ -201,12 +201,8 @@ async fn matcher<'a>(
     let quoted = d.table(&rule.table);
     let mut problems = Vec::new();
     if d == Dialect::Sqlite {
-        let found = schema::sqlite_key_types(db, &rule.table, &rule.key, shape.key).await?;
-        if !found.is_empty() {
-            problems.push(problem(
-                "key",
-                sqlite_key_message(&rule.key, shape.key, &found),
-            ));
+        if let Some(m) = schema::sqlite_key_problem(db, &rule.table, &rule.key, shape.key).await? {
+            problems.push(problem("key", m));
         }
     }
     let what = format!("since column {}", rule.since);
@@ -399,32 +395,6 @@ fn judge_unix_seconds(what: &str, range: Option<(f64, f64)>) -> Result<String, S
         as_seconds(min),
         as_seconds(max)
     ))
-}
-
-/// Why an SQLite key column cannot be used, from the storage classes found in it that
-/// `kind` does not read (with their row counts).
-fn sqlite_key_message(key: &Ident, kind: KeyKind, found: &[(String, u64)]) -> String {
-    let rows = |n: u64| format!("{n} row{}", if n == 1 { "" } else { "s" });
-    if let [(class, n)] = found {
-        if class == "null" {
-            return format!(
-                "key column '{key}' allows NULL (SQLite lets NULL into a PRIMARY KEY that is not declared NOT NULL), and {} hold it: rows with a NULL key cannot be audited; declare it NOT NULL or choose another key",
-                rows(*n)
-            );
-        }
-    }
-    let expected = match kind {
-        KeyKind::Int => "integer",
-        KeyKind::Text => "text",
-    };
-    let list = found
-        .iter()
-        .map(|(class, n)| format!("{class}: {}", rows(*n)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "key column '{key}' is read as {expected} (from its declared type), but it also holds other values ({list}): SQLite stores what it is given whatever the declared type, and a key of mixed types cannot be read, ordered and matched exactly; make every key one type (and NOT NULL) or choose another key"
-    )
 }
 
 #[cfg(test)]

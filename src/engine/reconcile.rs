@@ -47,7 +47,7 @@ pub async fn reconcile(config: &Config, state: &State) -> Result<Reconciled, Sta
         };
         match db::journal::settle(db, &intent.batch_id).await {
             Ok(true) => {
-                journal::confirm(state, &intent, &intent.created_at).await?;
+                journal::confirm(state, &intent).await?;
                 out.confirmed_batches += 1;
                 out.confirmed_entries += intent.keys.len() as u64;
                 tracing::info!(batch = %intent.batch_id, rule = %intent.rule, rows = intent.keys.len(), "batch had committed: audit entries written");

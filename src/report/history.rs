@@ -23,10 +23,16 @@ pub async fn report_of(
         .iter()
         .filter_map(|s| serde_json::from_str(s).ok())
         .collect();
-    Ok(build(
+    let mut report = build(
         summary,
         &history,
         config.daemon.timezone,
         config.daemon.language,
-    ))
+    );
+    let open = state.open_requests().await?;
+    if !open.is_empty() {
+        let today = at.with_timezone(&config.daemon.timezone).date_naive();
+        report.requests = Some(crate::engine::requests::open_and_overdue(&open, today));
+    }
+    Ok(report)
 }

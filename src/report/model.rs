@@ -107,6 +107,8 @@ pub struct Report {
     pub trend: BTreeMap<String, Vec<u64>>,
     /// Hold events of this pass.
     pub hold_events: Vec<HoldEvent>,
+    /// Data-subject requests open when the report was made: (open, overdue).
+    pub requests: Option<(usize, usize)>,
     /// Batches settled from an interrupted pass.
     pub reconciled: Reconciled,
     /// Audit trail length after the pass.
@@ -357,6 +359,7 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
         trend_days: days.iter().map(|d| d.to_string()).collect(),
         trend,
         hold_events: summary.hold_events.clone(),
+        requests: None,
         reconciled: summary.reconciled.clone(),
         audit_entries: summary.audit_entries,
         audit_head: summary.audit_head.clone(),

@@ -2,11 +2,13 @@
 //! Opened with full fsync, because the audit invariant rests on an intent being on disk
 //! before the target database commits. One submodule per thing it keeps: [`runs`] (the
 //! run history), [`intents`] (batches in flight), [`trail`] (the audit entries' storage),
-//! [`holds`] (holds as last seen), [`outbox`] (reports waiting to be mailed).
+//! [`holds`] (holds as last seen), [`outbox`] (reports waiting to be mailed), [`requests`]
+//! (the register of data-subject requests).
 
 pub mod holds;
 pub mod intents;
 pub mod outbox;
+pub mod requests;
 pub mod runs;
 pub mod trail;
 
@@ -89,6 +91,21 @@ CREATE TABLE IF NOT EXISTS holds_seen (
 CREATE TABLE IF NOT EXISTS mail_outbox (
     run_id TEXT PRIMARY KEY,
     queued_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    received TEXT NOT NULL,
+    due TEXT NOT NULL,
+    reference TEXT,
+    identity TEXT,
+    extension_reason TEXT,
+    created_at TEXT NOT NULL,
+    closed_at TEXT
 );
 CREATE TABLE IF NOT EXISTS pending (
     batch_id TEXT PRIMARY KEY,
@@ -288,7 +305,34 @@ impl State {
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&self.pool)
             .await?;
+        let mut id = [0u8; 8];
+        getrandom::getrandom(&mut id)
+            .map_err(|e| StateError::Io(format!("no randomness for the installation id: {e}")))?;
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('installation', ?1)")
+            .bind(hex::encode(id))
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    /// This installation's id: random, made with the state database, written beside every
+    /// head it anchors in a target database, so that `audit verify` holds a trail only
+    /// against its own anchors (another installation may share a database). `None` for a
+    /// state database from before ids existed, opened read-only.
+    pub async fn installation(&self) -> Result<Option<String>, StateError> {
+        let has_meta: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if has_meta == 0 {
+            return Ok(None);
+        }
+        Ok(
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'installation'")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Whether the trail's tables are there; an error if the schema is newer than ours.

@@ -67,12 +67,20 @@ impl State {
     }
 
     /// Records the end of a pass with its summary.
+    ///
+    /// Written with a full fsync: in WAL mode that makes every earlier commit durable too
+    /// (the audit appends of the pass are not fsynced one by one), so the head this pass
+    /// anchors elsewhere right after is on disk here first.
     pub async fn finish_run(
         &self,
         run_id: &str,
         status: &str,
         summary_json: &str,
     ) -> Result<(), StateError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
         sqlx::query(
             "UPDATE runs SET finished_at = ?2, status = ?3, summary = ?4 WHERE run_id = ?1",
         )
@@ -80,8 +88,19 @@ impl State {
         .bind(now_text())
         .bind(status)
         .bind(summary_json)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
+        Ok(())
+    }
+
+    /// Replaces the stored summary of a finished pass (what it learnt after finishing:
+    /// where its head was anchored).
+    pub async fn update_summary(&self, run_id: &str, summary_json: &str) -> Result<(), StateError> {
+        sqlx::query("UPDATE runs SET summary = ?2 WHERE run_id = ?1")
+            .bind(run_id)
+            .bind(summary_json)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

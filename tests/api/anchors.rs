@@ -191,3 +191,25 @@ async fn an_intact_trail_holds_the_head_its_report_printed() {
     r.assert_code(1);
     run(&config, &["audit", "verify", "--anchor", "not-a-hash"]).assert_code(2);
 }
+
+#[tokio::test]
+async fn another_installation_on_the_same_database_does_not_break_this_trail() {
+    let (db, config, _) = audited_pass().await;
+    // A second installation (a staging copy with its own state directory) on the same
+    // database anchors its own heads there.
+    let mut staging = ConfigBuilder::new(&db).rule(
+        RuleSpec::delete("purge", "events", "happened_at")
+            .after("1 year")
+            .max_fraction(1.0),
+    );
+    staging.state_dir = db.dir.path().join("staging-state");
+    let staging_text = staging.to_toml();
+    let staging_path = db.dir.path().join("staging.toml");
+    std::fs::write(&staging_path, staging_text).expect("staging config");
+    run(&staging_path, &["run", "--once"]).assert_code(0);
+    for c in [&config, &staging_path] {
+        let r = run(c, &["audit", "verify"]);
+        r.assert_code(0);
+        assert!(r.stdout.contains("another installation"), "{r}");
+    }
+}

@@ -543,3 +543,70 @@ async fn an_export_whose_reader_goes_away_ends_quietly() {
         "no error for a closed pipe: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_already_settled_as_rolled_back_is_never_audited_later() {
+    let db = events(Kind::Sqlite, 20).await.expect("sqlite");
+    let config = config_with(&db, "0 30 2 * * *", purge(5, "0 ms"));
+    run(&config, &["run", "--once"]).assert_code(0);
+    db.exec("INSERT INTO events VALUES (101, '2001-01-01'), (102, '2001-01-01')")
+        .await;
+    // An earlier start settled this batch as rolled back, but could not drop its intent
+    // (a full disk): the journal holds the settling row, the intent is still pending.
+    let batch = "20200101T000000Z-beef00-0-0";
+    db.exec(&format!(
+        "INSERT INTO retentiond_journal (batch_id, rule) VALUES ('{batch}', '(rolled back)')"
+    ))
+    .await;
+    let state = retentiond::state::State::open(&db.state_dir())
+        .await
+        .expect("state");
+    state
+        .write_intent(&retentiond::state::Intent {
+            batch_id: batch.into(),
+            run_id: "20200101T000000Z-beef00".into(),
+            rule: "purge".into(),
+            database: "main".into(),
+            table: "events".into(),
+            action: "delete".into(),
+            legal_basis: "test".into(),
+            keys: vec!["101".into(), "102".into()],
+            created_at: retentiond::state::now_text(),
+        })
+        .await
+        .expect("intent");
+    state.close().await;
+    run(&config, &["run", "--once"]).assert_code(0);
+    // 101 and 102 are deleted by this pass — once each, not also by the phantom batch.
+    let trail = audit_keys(&config);
+    for key in ["101", "102"] {
+        assert_eq!(
+            trail.iter().filter(|(_, _, k)| k == key).count(),
+            1,
+            "{key} audited exactly once"
+        );
+    }
+    run(&config, &["audit", "verify"]).assert_code(0);
+}
+
+#[tokio::test]
+async fn zero_in_a_unix_seconds_column_means_not_set_and_never_expires() {
+    for kind in [Kind::Sqlite, Kind::Postgres] {
+        let Some(db) = TestDb::new(kind).await else {
+            continue;
+        };
+        db.exec(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at BIGINT NOT NULL DEFAULT 0)",
+        )
+        .await;
+        db.exec("INSERT INTO events VALUES (1, 0), (2, 1000000000), (3, 0)")
+            .await;
+        let config = config_with(&db, "0 30 2 * * *", purge(10, "0 ms"));
+        run(&config, &["run", "--once"]).assert_code(0);
+        let left = db
+            .count("SELECT COUNT(*) FROM events WHERE id IN (1, 3)")
+            .await;
+        assert_eq!(left, 2, "{kind:?}: rows with 0 (not set) were kept");
+        assert_eq!(remaining(&db).await, 2, "{kind:?}: the 2001 row went");
+    }
+}

@@ -1,0 +1,140 @@
+//! The register of data-subject requests: kind, dates, an optional reference, and a keyed
+//! tag of the person's identity — never the identity itself (see `engine::requests`).
+
+use super::{now_text, State, StateError};
+use sqlx::Row;
+
+/// One request as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    /// `REQ-2026-0001`.
+    pub id: String,
+    /// `access` or `erasure`.
+    pub kind: String,
+    /// The day it was received (`YYYY-MM-DD`).
+    pub received: String,
+    /// The day the answer is due (`YYYY-MM-DD`), extended or not.
+    pub due: String,
+    /// The operator's reference (a ticket number; never the person's name).
+    pub reference: Option<String>,
+    /// The keyed tag of the identity it is bound to, once bound.
+    pub identity: Option<String>,
+    /// Why it was extended, if it was (once, by two months).
+    pub extension_reason: Option<String>,
+    /// When it was closed, if it was.
+    pub closed_at: Option<String>,
+}
+
+const COLUMNS: &str = "id, kind, received, due, reference, identity, extension_reason, closed_at";
+
+fn row_of(r: &sqlx::sqlite::SqliteRow) -> Result<RequestRow, sqlx::Error> {
+    Ok(RequestRow {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        received: r.try_get(2)?,
+        due: r.try_get(3)?,
+        reference: r.try_get(4)?,
+        identity: r.try_get(5)?,
+        extension_reason: r.try_get(6)?,
+        closed_at: r.try_get(7)?,
+    })
+}
+
+impl State {
+    /// Registers a request under the next free id of `year` (`REQ-YYYY-NNNN`); returns it.
+    pub async fn add_request(
+        &self,
+        year: i32,
+        kind: &str,
+        received: &str,
+        due: &str,
+        reference: Option<&str>,
+        identity: Option<&str>,
+    ) -> Result<RequestRow, StateError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let prefix = format!("REQ-{year}-");
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE id LIKE ?1")
+            .bind(format!("{prefix}%"))
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = format!("{prefix}{:04}", n + 1);
+        sqlx::query("INSERT INTO requests (id, kind, received, due, reference, identity, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+            .bind(&id)
+            .bind(kind)
+            .bind(received)
+            .bind(due)
+            .bind(reference)
+            .bind(identity)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RequestRow {
+            id,
+            kind: kind.to_owned(),
+            received: received.to_owned(),
+            due: due.to_owned(),
+            reference: reference.map(str::to_owned),
+            identity: identity.map(str::to_owned),
+            extension_reason: None,
+            closed_at: None,
+        })
+    }
+
+    /// One request by id.
+    pub async fn request(&self, id: &str) -> Result<Option<RequestRow>, StateError> {
+        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM requests WHERE id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(row_of).transpose()?)
+    }
+
+    /// Every open request, earliest due first.
+    pub async fn open_requests(&self) -> Result<Vec<RequestRow>, StateError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM requests WHERE closed_at IS NULL ORDER BY due, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(row_of).collect::<Result<_, _>>()?)
+    }
+
+    /// Binds an unbound request to an identity tag. `false` if it was bound meanwhile.
+    pub async fn bind_identity(&self, id: &str, identity: &str) -> Result<bool, StateError> {
+        let r = sqlx::query("UPDATE requests SET identity = ?2 WHERE id = ?1 AND identity IS NULL")
+            .bind(id)
+            .bind(identity)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Extends an open, not yet extended request to `due`. `false` if it was closed or
+    /// extended meanwhile.
+    pub async fn extend_request(
+        &self,
+        id: &str,
+        due: &str,
+        reason: &str,
+    ) -> Result<bool, StateError> {
+        let r = sqlx::query("UPDATE requests SET due = ?2, extension_reason = ?3 WHERE id = ?1 AND extension_reason IS NULL AND closed_at IS NULL")
+            .bind(id)
+            .bind(due)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Closes an open request. `false` if it was already closed.
+    pub async fn close_request(&self, id: &str) -> Result<bool, StateError> {
+        let r =
+            sqlx::query("UPDATE requests SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL")
+                .bind(id)
+                .bind(now_text())
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
