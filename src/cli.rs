@@ -139,6 +139,30 @@ pub enum RequestCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: RequestFormat,
     },
+    /// Where the person is: per [[subject]], the keys of their records. Changes nothing.
+    /// Binds the request to this identity if it had none; refuses other values.
+    Find {
+        /// The request's id (REQ-YYYY-NNNN).
+        id: String,
+        /// The person's identity (repeatable): --match email=jane@example.org.
+        #[arg(long = "match", value_name = "ATTR=VALUE", required = true)]
+        matches: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: RequestFormat,
+    },
+    /// The access package (art. 15): the person's rows with each table's purpose, legal
+    /// basis and retention, as DIR/package.json and DIR/package.html.
+    Export {
+        /// The request's id (REQ-YYYY-NNNN).
+        id: String,
+        /// The person's identity (repeatable): --match email=jane@example.org.
+        #[arg(long = "match", value_name = "ATTR=VALUE", required = true)]
+        matches: Vec<String>,
+        /// A new or empty directory for the package.
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
     /// The open requests: overdue first, then by due date, with the days left.
     List {
         /// Output format.

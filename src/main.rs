@@ -200,6 +200,16 @@ async fn request_verb(
             };
             request::new(path, new, format(f), out).await
         }
+        RequestCommand::Find {
+            id,
+            matches,
+            format: f,
+        } => request::find(path, id, matches, format(f), out).await,
+        RequestCommand::Export {
+            id,
+            matches,
+            out: dir,
+        } => request::export(path, id, matches, dir, out).await,
         RequestCommand::List { format: f } => request::list(path, format(f), out).await,
         RequestCommand::Extend { id, reason } => request::extend(path, id, reason, out).await,
         RequestCommand::Close { id } => request::close(path, id, out).await,

@@ -3,7 +3,9 @@
 //! identity (`--match`) is bound to a request as a keyed tag, never stored in clear.
 
 use super::{load, CommandError, Out, Status};
-use crate::config::Config;
+use crate::config::{Config, Erase, Language, Rule, Subject};
+use crate::db::{Db, Key};
+use crate::engine::find::{self, Found};
 use crate::engine::hasher::Hasher;
 use crate::engine::requests::{
     add_months, check_binding, days_left, Identity, Kind, ANSWER_MONTHS, EXTENSION_MONTHS,
@@ -11,6 +13,8 @@ use crate::engine::requests::{
 use crate::state::requests::RequestRow;
 use crate::state::State;
 use chrono::{Datelike, NaiveDate, Utc};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Output formats of the request verbs.
@@ -329,4 +333,397 @@ pub async fn bind(
         check_binding(&row, &tag).map_err(CommandError::Runtime)?;
     }
     Ok(row)
+}
+
+/// The identity of `matches`, bound to request `id` (or checked against the identity it is
+/// bound to): unknown attributes and ids are a bad command line, another person's values
+/// are refused before any database is asked.
+async fn identity_for(
+    config: &Config,
+    id: &str,
+    matches: &[String],
+) -> Result<Identity, CommandError> {
+    let identity = Identity::parse(matches, config).map_err(CommandError::Usage)?;
+    let (state, hasher) = open(config).await?;
+    let bound = bind(&state, &hasher, id, &identity).await;
+    state.close().await;
+    bound?;
+    Ok(identity)
+}
+
+/// The subjects found for `identity`, with the databases they are in, still open.
+async fn search<'c>(
+    config: &'c Config,
+    identity: &Identity,
+) -> Result<(BTreeMap<String, Db>, Vec<Found<'c>>), CommandError> {
+    let dbs = find::connect(config).await.map_err(CommandError::Runtime)?;
+    match find::find(config, &dbs, identity).await {
+        Ok(found) => Ok((dbs, found)),
+        Err(e) => {
+            find::close(dbs).await;
+            Err(CommandError::Runtime(e))
+        }
+    }
+}
+
+fn key_json(k: &Key) -> serde_json::Value {
+    match k {
+        Key::Int(i) => serde_json::json!(i),
+        Key::Text(s) => serde_json::json!(s),
+    }
+}
+
+/// `request find ID --match ATTR=VALUE…`: which records of which subjects are the person's,
+/// by key. Changes nothing in the target databases; prints keys, never the values.
+pub async fn find(
+    path: &Path,
+    id: &str,
+    matches: &[String],
+    format: Format,
+    out: Out<'_>,
+) -> Result<Status, CommandError> {
+    let config = load(path)?;
+    let identity = identity_for(&config, id, matches).await?;
+    let (dbs, found) = search(&config, &identity).await?;
+    find::close(dbs).await;
+    match format {
+        Format::Json => {
+            let subjects: Vec<serde_json::Value> = found
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "subject": f.subject.name,
+                        "database": f.subject.database,
+                        "table": f.subject.table.to_string(),
+                        "count": f.keys.len(),
+                        "keys": f.keys.iter().map(key_json).collect::<Vec<_>>(),
+                        "searched": f.searched,
+                        "needs": f.needs,
+                        "capped": f.capped,
+                    })
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "request": id, "subjects": subjects })
+            )?;
+        }
+        Format::Text => {
+            for f in &found {
+                let place = format!("{}.{}", f.subject.database, f.subject.table);
+                if !f.searched {
+                    writeln!(
+                        out,
+                        "{:<20} {place:<24} not searched: needs {}",
+                        f.subject.name,
+                        f.needs.join(" or ")
+                    )?;
+                    continue;
+                }
+                let keys: Vec<String> = f.keys.iter().map(Key::to_string).collect();
+                let capped = if f.capped {
+                    format!(
+                        " (only the first {} shown: more match; is this one person?)",
+                        find::KEY_CAP
+                    )
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{:<20} {place:<24} {} record(s){}{capped}",
+                    f.subject.name,
+                    f.keys.len(),
+                    if keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", keys {}", keys.join(", "))
+                    }
+                )?;
+            }
+        }
+    }
+    Ok(Status::Success)
+}
+
+/// What a rule on a subject's table says about it: purpose, legal basis, retention.
+fn rules_on<'c>(config: &'c Config, subject: &Subject) -> Vec<&'c Rule> {
+    config
+        .rules
+        .iter()
+        .filter(|r| r.database == subject.database && r.table == subject.table)
+        .collect()
+}
+
+/// `DIR` for the access package: created if missing; refused when it holds anything.
+fn package_dir(dir: &Path) -> Result<(), CommandError> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(|e| CommandError::Usage(format!("--out {}: {e}", dir.display())))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(CommandError::Usage(format!(
+                "--out {}: the directory is not empty; give a new or empty directory, so that no other files end up in the package",
+                dir.display()
+            )));
+        }
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            CommandError::Runtime(format!("--out {}: cannot create it: {e}", dir.display()))
+        })
+}
+
+/// Writes `text` to a new file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), CommandError> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CommandError::Runtime(format!("{}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| CommandError::Runtime(format!("{}: {e}", path.display())))
+}
+
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// One subject of the access package.
+struct Section<'a> {
+    found: &'a Found<'a>,
+    rows: find::Rows,
+    rules: Vec<&'a Rule>,
+}
+
+fn package_json(id: &str, today: NaiveDate, sections: &[Section<'_>]) -> serde_json::Value {
+    let subjects: Vec<serde_json::Value> = sections
+        .iter()
+        .map(|s| {
+            let rows: Vec<serde_json::Value> = s
+                .rows
+                .rows
+                .iter()
+                .map(|row| {
+                    let obj: serde_json::Map<String, serde_json::Value> = s
+                        .rows
+                        .columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| {
+                            (
+                                c.clone(),
+                                v.clone()
+                                    .map_or(serde_json::Value::Null, serde_json::Value::String),
+                            )
+                        })
+                        .collect();
+                    serde_json::Value::Object(obj)
+                })
+                .collect();
+            let rules: Vec<serde_json::Value> = s
+                .rules
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "rule": r.name,
+                        "purpose": r.description,
+                        "legal_basis": r.legal_basis,
+                        "retention": r.after.to_string(),
+                    })
+                })
+                .collect();
+            let keep_reason = match &s.found.subject.erase {
+                Erase::Keep { reason } => Some(reason.as_str()),
+                _ => None,
+            };
+            serde_json::json!({
+                "subject": s.found.subject.name,
+                "database": s.found.subject.database,
+                "table": s.found.subject.table.to_string(),
+                "searched": s.found.searched,
+                "count": s.rows.rows.len(),
+                "rows": rows,
+                "rules": rules,
+                "keep_reason": keep_reason,
+            })
+        })
+        .collect();
+    serde_json::json!({ "request": id, "created": today.to_string(), "subjects": subjects })
+}
+
+fn package_html(id: &str, today: NaiveDate, lang: Language, sections: &[Section<'_>]) -> String {
+    let nl = lang == Language::Nl;
+    let t = |en: &'static str, du: &'static str| if nl { du } else { en };
+    let mut h = String::new();
+    h.push_str(&format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} {}</title>\n<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .5em;text-align:left}}</style>\n</head>\n<body>\n",
+        if nl { "nl" } else { "en" },
+        t("Your personal data — request", "Uw persoonsgegevens — verzoek"),
+        html_escape(id)
+    ));
+    h.push_str(&format!(
+        "<h1>{}</h1>\n<p>{} {} ({}).</p>\n",
+        t("Your personal data", "Uw persoonsgegevens"),
+        t(
+            "This is the data we hold about you, as found on",
+            "Dit zijn de gegevens die wij over u bewaren, zoals gevonden op"
+        ),
+        today,
+        html_escape(&format!("{} {id}", t("request", "verzoek")))
+    ));
+    for s in sections {
+        let subject = s.found.subject;
+        h.push_str(&format!(
+            "<h2>{}</h2>\n",
+            html_escape(&format!("{}.{}", subject.database, subject.table))
+        ));
+        if s.rules.is_empty() {
+            h.push_str(&format!(
+                "<p>{}</p>\n",
+                t(
+                    "No retention rule acts on this table.",
+                    "Geen bewaarregel werkt op deze tabel."
+                )
+            ));
+        }
+        for r in &s.rules {
+            h.push_str("<p>");
+            if let Some(d) = &r.description {
+                h.push_str(&format!(
+                    "{}: {}<br>\n",
+                    t("Purpose", "Doel"),
+                    html_escape(d)
+                ));
+            }
+            h.push_str(&format!(
+                "{}: {}<br>\n{}: {}</p>\n",
+                t("Legal basis", "Rechtsgrond"),
+                html_escape(&r.legal_basis),
+                t("Kept for", "Bewaartermijn"),
+                html_escape(&r.after.to_string())
+            ));
+        }
+        if let Erase::Keep { reason } = &subject.erase {
+            h.push_str(&format!(
+                "<p>{}: {}</p>\n",
+                t("Kept by law", "Wettelijk bewaard"),
+                html_escape(reason)
+            ));
+        }
+        if s.rows.rows.is_empty() {
+            h.push_str(&format!(
+                "<p>{}</p>\n",
+                if s.found.searched {
+                    t("Nothing about you here.", "Hier niets over u.")
+                } else {
+                    t(
+                        "Not searched: you are not found here by the details you gave.",
+                        "Niet doorzocht: u wordt hier niet gevonden met de gegevens die u gaf.",
+                    )
+                }
+            ));
+            continue;
+        }
+        h.push_str("<table>\n<tr>");
+        for c in &s.rows.columns {
+            h.push_str(&format!("<th>{}</th>", html_escape(c)));
+        }
+        h.push_str("</tr>\n");
+        for row in &s.rows.rows {
+            h.push_str("<tr>");
+            for v in row {
+                match v {
+                    Some(v) => h.push_str(&format!("<td>{}</td>", html_escape(v))),
+                    None => h.push_str("<td></td>"),
+                }
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+/// `request export ID --match ATTR=VALUE… --out DIR`: the access package (art. 15): every
+/// row of the person's, per table with the purpose, legal basis and retention the rules on
+/// it state, as `package.json` and `package.html` (owner-readable only). The person's data
+/// is in these files by design — for the person — and nowhere else.
+pub async fn export(
+    path: &Path,
+    id: &str,
+    matches: &[String],
+    dir: &Path,
+    out: Out<'_>,
+) -> Result<Status, CommandError> {
+    let config = load(path)?;
+    let today = today(&config);
+    let identity = Identity::parse(matches, &config).map_err(CommandError::Usage)?;
+    if dir.exists() {
+        package_dir(dir)?;
+    }
+    identity_for(&config, id, matches).await?;
+    let (dbs, found) = search(&config, &identity).await?;
+    let mut sections = Vec::new();
+    let mut failed = None;
+    for f in &found {
+        match find::rows(&dbs, f).await {
+            Ok(rows) => sections.push(Section {
+                found: f,
+                rows,
+                rules: rules_on(&config, f.subject),
+            }),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    find::close(dbs).await;
+    if let Some(e) = failed {
+        return Err(CommandError::Runtime(e));
+    }
+    package_dir(dir)?;
+    let json = package_json(id, today, &sections);
+    let json = serde_json::to_string_pretty(&json).map_err(CommandError::runtime)?;
+    write_private(&dir.join("package.json"), &json)?;
+    let html = package_html(id, today, config.daemon.language, &sections);
+    write_private(&dir.join("package.html"), &html)?;
+    let total: usize = sections.iter().map(|s| s.rows.rows.len()).sum();
+    let tables = sections.iter().filter(|s| !s.rows.rows.is_empty()).count();
+    writeln!(
+        out,
+        "access package for {id}: {total} record(s) from {tables} table(s) in {} (package.json, package.html)",
+        dir.display()
+    )?;
+    if let Some(capped) = found.iter().find(|f| f.capped) {
+        writeln!(
+            out,
+            "note: subject \"{}\" matched more than {} records; only those are in the package",
+            capped.subject.name,
+            find::KEY_CAP
+        )?;
+    }
+    Ok(Status::Success)
 }

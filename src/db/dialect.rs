@@ -141,6 +141,15 @@ impl Dialect {
         }
     }
 
+    /// Any column as text, whatever it stores (SQLite included, which would otherwise hand
+    /// an INTEGER back as a number): what an access package shows the person.
+    pub fn any_as_text(self, col: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST({col} AS TEXT)"),
+            Dialect::Postgres | Dialect::MySql => self.text_select(col),
+        }
+    }
+
     /// The row-locking suffix for the batch SELECT. Rows a foreground transaction holds are
     /// skipped (and retried next pass) rather than waited for; SQLite locks the whole file
     /// with `BEGIN IMMEDIATE` instead.

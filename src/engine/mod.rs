@@ -2,10 +2,12 @@
 //! against their tables ([`prepare`]), acting in audited batches ([`execute`]), writing
 //! what happened to the trail ([`journal`]), settling batches a crash left in doubt
 //! ([`reconcile`]), legal holds over time ([`holds`]), `[[subject]]`s against their tables
-//! ([`subjects`]), and the whole pass ([`pass`]). What a pass did is [`outcome`]: the
-//! engine owns it; reports and metrics read it.
+//! ([`subjects`]), where a person's records are for a request ([`find`]), and the whole pass
+//! ([`pass`]). What a pass did is [`outcome`]: the engine owns it; reports and metrics
+//! read it.
 
 pub mod execute;
+pub mod find;
 pub mod hasher;
 pub mod holds;
 pub mod journal;
