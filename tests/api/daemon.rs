@@ -300,7 +300,7 @@ async fn the_metrics_endpoint_answers_with_the_counters() {
     let config = config.write(&db);
     let mut d = Daemon::start(&config, &[]);
     wait_for_passes(&db.state_dir(), 1, Duration::from_secs(10)).await;
-    let body = {
+    let scrape = || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -309,6 +309,14 @@ async fn the_metrics_endpoint_answers_with_the_counters() {
         s.read_to_string(&mut out).expect("response");
         out
     };
+    // A pass is in the run history (fsynced, then anchored) a moment before the daemon
+    // counts it in the metrics: wait for the counters, not for the history.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut body = scrape();
+    while body.contains("retentiond_passes_total 0") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body = scrape();
+    }
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
