@@ -163,6 +163,37 @@ pub enum RequestCommand {
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
     },
+    /// Erase the person's records (art. 17): per [[subject]] delete, anonymize or keep
+    /// (keep_reason), in audited batches, children before parents. Legal holds and
+    /// keep_while win and are listed as kept with their reason. Every record erased gets
+    /// one audit entry carrying the request's id.
+    Erase {
+        /// The request's id (REQ-YYYY-NNNN).
+        id: String,
+        /// The person's identity (repeatable): --match email=jane@example.org.
+        #[arg(long = "match", value_name = "ATTR=VALUE", required = true)]
+        matches: Vec<String>,
+        /// Past the brake (more than 100 records, more than one person usually has): the
+        /// exact number of records the erasure acts on, as its message showed. A different
+        /// number now does nothing.
+        #[arg(long, value_name = "N")]
+        confirm: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: RequestFormat,
+    },
+    /// The letter to the person (art. 12): what was found (categories and counts), what
+    /// was erased, what is kept, why and until when, and how to complain.
+    Answer {
+        /// The request's id (REQ-YYYY-NNNN).
+        id: String,
+        /// html: a printable page; text: plain text.
+        #[arg(long, value_enum, default_value = "text")]
+        format: AnswerFormat,
+        /// The letter's language. Default: [report] language.
+        #[arg(long, value_enum)]
+        lang: Option<AnswerLang>,
+    },
     /// The open requests: overdue first, then by due date, with the days left.
     List {
         /// Output format.
@@ -200,6 +231,24 @@ pub enum RequestFormat {
     Text,
     /// JSON.
     Json,
+}
+
+/// `request answer` formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnswerFormat {
+    /// Plain text, for an e-mail.
+    Text,
+    /// A self-contained, printable HTML page.
+    Html,
+}
+
+/// Languages of the answer letter.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AnswerLang {
+    /// English.
+    En,
+    /// Dutch.
+    Nl,
 }
 
 /// `report` arguments.

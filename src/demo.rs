@@ -227,10 +227,22 @@ async fn build_crm(path: &Path, rng: &mut Rng) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
+    // The customer who writes in to be forgotten (see `DEMO_PERSON`): a recent order,
+    // so no rule has touched her yet.
+    sqlx::query("INSERT INTO customers VALUES (151, 'Marie Claes', ?1, 'Gent', ?2, NULL)")
+        .bind(DEMO_PERSON)
+        .bind(ts(rng.days_ago(200)))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())?;
     pool.close().await;
     Ok(())
 }
+
+/// The e-mail address of the demo's customer who asks to be erased: her customer record is
+/// anonymized, and her invoices in the ledger are kept, as the bookkeeping law requires.
+pub const DEMO_PERSON: &str = "marie.claes@example.be";
 
 async fn build_books(path: &Path, rng: &mut Rng) -> Result<(), String> {
     let pool = open(path).await?;
@@ -246,6 +258,18 @@ async fn build_books(path: &Path, rng: &mut Rng) -> Result<(), String> {
             .bind(format!("Factuur {}/{:05}", date.format("%Y"), id))
             .bind(rng.below(500_000) as i64 - 100_000)
             .bind(rng.below(150) as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // The demo person's three invoices, within the last two years.
+    for (n, id) in (2501..=2503).enumerate() {
+        let date = (Utc::now() - Duration::days(90 + 180 * n as i64)).date_naive();
+        sqlx::query("INSERT INTO ledger VALUES (?1, ?2, '700000 Omzet', ?3, ?4, 151)")
+            .bind(id)
+            .bind(date.format("%Y-%m-%d").to_string())
+            .bind(format!("Factuur {}/{:05}", date.format("%Y"), id))
+            .bind(12_100 * (n as i64 + 1))
             .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
@@ -335,6 +359,25 @@ key = "id"
 expires = {{ since = "last_order_at", after = "5 years" }}
 action = "flag"
 flag = {{ column = "retention_review", value = "due" }}
+
+# Where a person's data lives, for requests from people (`retentiond request …`).
+[[subject]]
+name = "crm-customers"
+database = "crm"
+table = "customers"
+key = "id"
+identify = {{ email = "email" }}
+erase = "anonymize"
+anonymize = {{ name = {{ replace = "Former customer" }}, email = "null", city = "null" }}
+
+[[subject]]
+name = "books-ledger"
+database = "books"
+table = "ledger"
+key = "id"
+via = {{ subject = "crm-customers", foreign_key = "customer_ref" }}
+erase = "keep"
+keep_reason = "Bookkeeping law: accounting records are kept 7 years (WER art. III.88)"
 "#,
         state = dir.join("state").display(),
         hr = hr.display(),

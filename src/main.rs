@@ -6,8 +6,8 @@ mod cli;
 
 use clap::Parser;
 use cli::{
-    AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat, ReportFormat, RequestCommand,
-    RequestFormat, RequestKind,
+    AnswerFormat, AnswerLang, AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat,
+    ReportFormat, RequestCommand, RequestFormat, RequestKind,
 };
 use retentiond::commands::{self, audit, check, demo, holds, plan, report, request, run};
 use retentiond::commands::{CommandError, OnStop, Status};
@@ -157,6 +157,24 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             })
             .await
         }
+        Command::Request {
+            command:
+                RequestCommand::Erase {
+                    id,
+                    matches,
+                    confirm,
+                    format,
+                },
+        } => {
+            let format = match format {
+                RequestFormat::Text => request::Format::Text,
+                RequestFormat::Json => request::Format::Json,
+            };
+            commands::under_signals(s, OnStop::Finish, |stop| {
+                request::erase::erase(path, id, matches, *confirm, format, stop, out)
+            })
+            .await
+        }
         Command::Request { command } => {
             commands::under_signals(s, OnStop::Abandon, |_| request_verb(path, command, out))
                 .await
@@ -213,5 +231,19 @@ async fn request_verb(
         RequestCommand::List { format: f } => request::list(path, format(f), out).await,
         RequestCommand::Extend { id, reason } => request::extend(path, id, reason, out).await,
         RequestCommand::Close { id } => request::close(path, id, out).await,
+        RequestCommand::Answer { id, format, lang } => {
+            let format = match format {
+                AnswerFormat::Text => request::answer::Format::Text,
+                AnswerFormat::Html => request::answer::Format::Html,
+            };
+            let lang = lang.map(|l| match l {
+                AnswerLang::En => retentiond::config::Language::En,
+                AnswerLang::Nl => retentiond::config::Language::Nl,
+            });
+            request::answer::answer(path, id, format, lang, out).await
+        }
+        RequestCommand::Erase { .. } => Err(CommandError::Usage(
+            "internal: request erase is dispatched with its stop signal".into(),
+        )),
     }
 }

@@ -33,6 +33,9 @@ pub struct Entry {
     pub hash: String,
     /// The previous entry's hash ([`GENESIS`] for the first).
     pub prev_hash: String,
+    /// The data-subject request an erasure entry acted under (`REQ-2026-0001`); `null`
+    /// for retention rules and legal holds.
+    pub request: Option<String>,
 }
 
 impl Entry {
@@ -50,6 +53,7 @@ impl Entry {
             key: &self.key,
             legal_basis: &self.legal_basis,
             prev_hash: &self.prev_hash,
+            request: self.request.as_deref(),
         })
     }
 }
@@ -78,6 +82,8 @@ pub struct Fields<'a> {
     pub legal_basis: &'a str,
     /// The previous entry's hash.
     pub prev_hash: &'a str,
+    /// The data-subject request, for an erasure's entry.
+    pub request: Option<&'a str>,
 }
 
 /// SHA-256 (hex) over each field, length-prefixed in a fixed order (so no two different
@@ -106,17 +112,23 @@ pub fn digest_of(f: &Fields<'_>) -> [u8; 32] {
             f.legal_basis.as_bytes(),
             f.prev_hash.as_bytes(),
         ],
+        f.request.map(str::as_bytes),
     )
 }
 
 /// [`digest_of`] over the fields after `seq` as stored bytes, in the same order (`verify`
 /// hashes what is on disk without decoding it first).
-pub fn digest_of_parts(seq: i64, parts: [&[u8]; 9]) -> [u8; 32] {
+///
+/// `request` comes last and only when there is one: entries without it (every entry
+/// written before requests existed, and every rule's) hash exactly as they always did, so
+/// an upgraded retentiond verifies the trail it has. An entry with a request encodes one
+/// length-prefixed field more, so it never encodes like one without.
+pub fn digest_of_parts(seq: i64, parts: [&[u8]; 9], request: Option<&[u8]>) -> [u8; 32] {
     let mut h = Sha256::new();
     let seq = seq.to_string();
     h.update((seq.len() as u64).to_be_bytes());
     h.update(seq.as_bytes());
-    for field in parts {
+    for field in parts.into_iter().chain(request) {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field);
     }
@@ -146,6 +158,7 @@ mod tests {
             legal_basis: "GDPR".into(),
             hash: String::new(),
             prev_hash: GENESIS.into(),
+            request: None,
         }
     }
 
@@ -164,5 +177,25 @@ mod tests {
         e.database = "r".into();
         assert_ne!(e.compute_hash(), base);
         assert_eq!(entry().compute_hash(), base);
+        let mut e = entry();
+        e.request = Some("REQ-2026-0001".into());
+        assert_ne!(e.compute_hash(), base);
+        let mut e = entry();
+        e.request = Some(String::new());
+        assert_ne!(
+            e.compute_hash(),
+            base,
+            "an empty request is still a request"
+        );
+    }
+
+    #[test]
+    fn entries_without_a_request_hash_as_before_requests_existed() {
+        // The hash of this entry as retentiond wrote it before schema 2: a trail written
+        // then must still verify.
+        assert_eq!(
+            entry().compute_hash(),
+            "188e61208aa78ed175cc6f01cbf7d8c944c93e51f77b808d43377fa28ff3410c"
+        );
     }
 }

@@ -20,11 +20,16 @@ fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
         legal_basis: r.try_get(8)?,
         hash: r.try_get(9)?,
         prev_hash: r.try_get(10)?,
+        request: r.try_get(11)?,
     })
 }
 
-/// The columns of an entry, in [`entry_of`]'s order.
-const SELECT_ENTRIES: &str = "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit";
+/// The columns of an entry, in [`entry_of`]'s order; `request` is read as NULL from a
+/// state database from before schema 2 (opened read-only, as it is).
+fn select_entries(has_request: bool) -> String {
+    let request = if has_request { "request" } else { "NULL" };
+    format!("SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, {request} FROM audit")
+}
 
 /// Why an export stopped.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +77,7 @@ pub enum Format {
 }
 
 /// The CSV header, in the order of the entry fields.
-pub const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 12] = [
     "seq",
     "at",
     "run_id",
@@ -84,6 +89,7 @@ pub const COLUMNS: [&str; 11] = [
     "legal_basis",
     "hash",
     "prev_hash",
+    "request",
 ];
 
 /// Writes entries with `since <= at < until` (RFC 3339 UTC strings; either may be absent).
@@ -94,7 +100,8 @@ pub async fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    let mut q = format!("{SELECT_ENTRIES} WHERE 1 = 1");
+    let has_request = state.has_column("audit", "request").await?;
+    let mut q = format!("{} WHERE 1 = 1", select_entries(has_request));
     if since.is_some() {
         q.push_str(" AND at >= ?1");
     }
@@ -131,6 +138,7 @@ pub async fn export(
                     &cell(&e.legal_basis),
                     &e.hash,
                     &e.prev_hash,
+                    &cell(e.request.as_deref().unwrap_or_default()),
                 ])?;
                 n += 1;
             }

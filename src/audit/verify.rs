@@ -45,24 +45,27 @@ const CHUNK: usize = 8192;
 /// Chunks the reader may run ahead of the checker.
 const IN_FLIGHT: usize = 4;
 
-/// Text columns of an entry, in the order they are read.
-const TEXTS: usize = 10;
+/// Text columns of an entry, in the order they are read (`request` last: NULL for every
+/// entry but an erasure's).
+const TEXTS: usize = 11;
 
 /// A chunk of stored entries, read into one buffer: per-field strings would make the
 /// allocator, not SQLite or SHA-256, the bottleneck. Fields stay bytes as stored: they are
 /// hashed as they are on disk, so nothing needs decoding.
 struct Chunk {
     bytes: Vec<u8>,
-    /// Per entry: `seq`, and where each text field ends in `bytes`.
-    entries: Vec<(i64, [usize; TEXTS])>,
+    /// Per entry: `seq`, where each text field ends in `bytes`, and whether its
+    /// `request` is set (NULL and empty differ: an empty request is still hashed).
+    entries: Vec<(i64, [usize; TEXTS], bool)>,
 }
 
 /// One entry of a chunk: `seq`, the hashed fields after it (in hash order, ending with
 /// `prev_hash`), and the stored hash.
 struct View<'a> {
     seq: i64,
-    parts: [&'a [u8]; TEXTS - 1],
+    parts: [&'a [u8]; TEXTS - 2],
     hash: &'a [u8],
+    request: Option<&'a [u8]>,
 }
 
 impl Chunk {
@@ -74,9 +77,9 @@ impl Chunk {
     }
 
     /// Entry `i`. Columns are read as `at, run_id, rule, database, tbl, action, key,
-    /// legal_basis, hash, prev_hash`.
+    /// legal_basis, hash, prev_hash, request`.
     fn entry(&self, i: usize) -> View<'_> {
-        let (seq, ends) = self.entries[i];
+        let (seq, ends, has_request) = self.entries[i];
         let start = if i == 0 {
             0
         } else {
@@ -100,6 +103,7 @@ impl Chunk {
                 field(9),
             ],
             hash: field(8),
+            request: has_request.then(|| field(10)),
         }
     }
 }
@@ -280,23 +284,36 @@ fn read_chunks(
     to: i64,
     tx: mpsc::SyncSender<Chunk>,
 ) -> Result<(), rusqlite::Error> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+    // A state database from before schema 2, read as it is, has no `request` column.
+    let has_column: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'request'",
+        [],
+        |r| r.get(0),
     )?;
+    let request = if has_column > 0 { "request" } else { "NULL" };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, {request} FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+    ))?;
     let mut rows = stmt.query([from, to])?;
     let mut chunk = Chunk::new();
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let mut ends = [0; TEXTS];
+        let mut has_request = false;
         for (n, end) in ends.iter_mut().enumerate() {
             let v = r.get_ref(n + 1)?;
+            if n == TEXTS - 1 && v == rusqlite::types::ValueRef::Null {
+                *end = chunk.bytes.len();
+                continue;
+            }
             let bytes = v.as_bytes().map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(n + 1, v.data_type(), Box::new(e))
             })?;
             chunk.bytes.extend_from_slice(bytes);
             *end = chunk.bytes.len();
+            has_request = n == TEXTS - 1;
         }
-        chunk.entries.push((seq, ends));
+        chunk.entries.push((seq, ends, has_request));
         if chunk.entries.len() == CHUNK
             && tx
                 .send(std::mem::replace(&mut chunk, Chunk::new()))
@@ -333,7 +350,7 @@ fn check(rx: mpsc::Receiver<Chunk>, from: i64, prev: Option<Vec<u8>>) -> Segment
     for chunk in rx {
         for i in 0..chunk.entries.len() {
             let e = chunk.entry(i);
-            let link = e.parts[TEXTS - 2];
+            let link = e.parts[TEXTS - 3];
             if prev.is_none() {
                 first = Some((e.seq, link.to_vec()));
                 expected_seq = e.seq;
@@ -350,7 +367,7 @@ fn check(rx: mpsc::Receiver<Chunk>, from: i64, prev: Option<Vec<u8>>) -> Segment
                     return broken(UNLINKED.into());
                 }
             }
-            if !matches(e.hash, &digest_of_parts(e.seq, e.parts)) {
+            if !matches(e.hash, &digest_of_parts(e.seq, e.parts, e.request)) {
                 return broken("its contents do not match its hash: the entry was altered".into());
             }
             let p = prev.get_or_insert_with(Vec::new);
@@ -392,6 +409,7 @@ mod tests {
                 key,
                 legal_basis: "test",
                 prev_hash: hashes.last().map_or(GENESIS, String::as_str),
+                request: None,
             }));
         }
         let chained = crate::state::Chained {
@@ -404,6 +422,7 @@ mod tests {
             table: "t",
             action: "delete",
             legal_basis: "test",
+            request: None,
             keys: &keys,
             hashes: &hashes,
         };
@@ -494,5 +513,67 @@ mod tests {
         let (seq, reason) = broken_at(&path);
         assert_eq!(seq, 100);
         assert!(reason.contains("follow the recorded head"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_request_on_an_entry_is_hashed_and_its_removal_is_found() {
+        let (_dir, path) = trail(10).await;
+        // Give entry 10 (the head) a request and re-hash it as retentiond would.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let (at, prev): (String, String) = conn
+            .query_row("SELECT at, prev_hash FROM audit WHERE seq = 10", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let hash = crate::audit::chain::hash_of(&crate::audit::chain::Fields {
+            seq: 10,
+            at: &at,
+            run_id: "r",
+            rule: "rule",
+            database: "db",
+            table: "t",
+            action: "delete",
+            key: "10",
+            legal_basis: "test",
+            prev_hash: &prev,
+            request: Some("REQ-2026-0001"),
+        });
+        conn.execute_batch(&format!(
+            "UPDATE audit SET request = 'REQ-2026-0001', hash = '{hash}' WHERE seq = 10; UPDATE chain_head SET hash = '{hash}'"
+        ))
+        .unwrap();
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verdict::Intact { entries: 10, .. }
+        ));
+        tamper(&path, "UPDATE audit SET request = NULL WHERE seq = 10");
+        assert_eq!(broken_at(&path).0, 10, "the request is part of the hash");
+        tamper(
+            &path,
+            "UPDATE audit SET request = 'REQ-2026-0002' WHERE seq = 10",
+        );
+        assert_eq!(broken_at(&path).0, 10);
+    }
+
+    #[tokio::test]
+    async fn a_trail_written_before_requests_existed_verifies_read_only_and_after_the_upgrade() {
+        let (dir, path) = trail(20).await;
+        // Back to schema 1: no `request` columns, user_version 1.
+        tamper(
+            &path,
+            "DROP INDEX audit_request; ALTER TABLE audit DROP COLUMN request; ALTER TABLE pending DROP COLUMN request; PRAGMA user_version = 1",
+        );
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verdict::Intact { entries: 20, .. }
+        ));
+        let state = State::open(dir.path()).await.unwrap();
+        assert!(state.has_column("audit", "request").await.unwrap());
+        assert!(state.has_column("pending", "request").await.unwrap());
+        state.close().await;
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verdict::Intact { entries: 20, .. }
+        ));
     }
 }

@@ -383,6 +383,7 @@ async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
             legal_basis: "benchmark".into(),
             keys: (next..end).map(|k| k.to_string()).collect(),
             created_at: retentiond::state::now_text(),
+            request: None,
         };
         state
             .write_intent(&intent)

@@ -55,6 +55,17 @@ impl Period {
         }
     }
 
+    /// The day this period after `date` (31 January + 1 month = 28/29 February): the last
+    /// day a record whose retention started on `date` is kept.
+    pub fn after_date(self, date: chrono::NaiveDate) -> Option<chrono::NaiveDate> {
+        match self {
+            Period::Days(n) => date.checked_add_days(Days::new(n.into())),
+            Period::Weeks(n) => date.checked_add_days(Days::new(u64::from(n) * 7)),
+            Period::Months(n) => date.checked_add_months(Months::new(n)),
+            Period::Years(n) => date.checked_add_months(Months::new(n.checked_mul(12)?)),
+        }
+    }
+
     /// Subtracts this period from a local wall-clock time, in calendar terms. Month ends
     /// clamp (31 March − 1 month = 28/29 February), which only ever makes a cutoff earlier,
     /// i.e. keeps a record longer, never shorter.

@@ -49,6 +49,11 @@ impl Sql {
         }
     }
 
+    /// The dialect the statement is written in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Appends raw SQL text (only ever text retentiond wrote, quoted identifiers, or the
     /// operator's trusted filter).
     pub fn push(&mut self, s: &str) -> &mut Self {

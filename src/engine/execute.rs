@@ -61,10 +61,13 @@ impl Context<'_> {
 /// Why a batch did not happen, what kind of failure that is, and whether trying again may
 /// help.
 #[derive(Debug)]
-struct BatchError {
-    message: String,
-    failure: Failure,
-    transient: bool,
+pub(super) struct BatchError {
+    /// What happened, for the operator.
+    pub message: String,
+    /// Its kind, for the report.
+    pub failure: Failure,
+    /// Whether trying again may help.
+    pub transient: bool,
 }
 
 impl BatchError {
@@ -223,10 +226,15 @@ fn fail(outcome: &mut RuleOutcome, e: BatchError, retries: u32) {
 /// encoding the entries take CPU, so this runs as a task of its own, on the other core,
 /// rather than stalling the batch beside it.
 async fn confirm(ctx: &Context<'_>, intent: Option<Intent>) -> Result<(), BatchError> {
+    confirm_in(ctx.state, intent).await
+}
+
+/// [`confirm`] given the state database alone.
+pub(super) async fn confirm_in(state: &State, intent: Option<Intent>) -> Result<(), BatchError> {
     let Some(intent) = intent else {
         return Ok(());
     };
-    let state = ctx.state.clone();
+    let state = state.clone();
     let batch_id = intent.batch_id.clone();
     let failed = |e: String| {
         BatchError::fatal(Failure::Audit, format!("batch {batch_id} committed but its audit entries could not be written yet ({e}); they are written at the next start"))
@@ -279,12 +287,7 @@ async fn finish_batch(
     batch: Locked,
 ) -> Result<Done, BatchError> {
     let rule = m.rule;
-    let Locked {
-        mut tx,
-        records,
-        last,
-    } = batch;
-    let n = records.len() as u64;
+    let Locked { tx, records, last } = batch;
     let intent = Intent {
         batch_id: ctx.next_batch_id(),
         run_id: ctx.run_id.to_owned(),
@@ -295,57 +298,87 @@ async fn finish_batch(
         legal_basis: rule.legal_basis.clone(),
         keys: records.iter().map(|r| r.key.to_string()).collect(),
         created_at: now_text(),
+        request: None,
     };
     let act =
         action_sql(m, &records, ctx.hasher).map_err(|e| BatchError::fatal(Failure::Other, e))?;
+    let sink = Sink {
+        db: ctx.db,
+        state: ctx.state,
+        stop: ctx.stop,
+    };
+    let unconfirmed = commit_audited(&sink, tx, intent, &act).await?;
+    Ok(Done {
+        records: records.len() as u64,
+        last,
+        unconfirmed,
+    })
+}
+
+/// Where an audited batch is committed: its target database, the state database, and
+/// the stop signal that ends a wait for a database in doubt.
+pub(super) struct Sink<'a> {
+    /// The target database.
+    pub db: &'a Db,
+    /// The state database.
+    pub state: &'a State,
+    /// Ends the waits of [`settle_now`].
+    pub stop: &'a CancellationToken,
+}
+
+/// Steps 2 to 4 of the protocol for a batch whose records `tx` holds locked: `intent`
+/// (the batch's keys) is made durable while `act` and the journal row are sent, and the
+/// target commits only once both are done and `act` changed exactly the intent's records.
+/// Returns the intent whose audit entries are still to be written (step 5), or `None` when
+/// a commit in doubt was settled (and audited) here. The one crash protocol of every
+/// action retentiond takes: retention rules and data-subject erasures alike.
+pub(super) async fn commit_audited(
+    sink: &Sink<'_>,
+    mut tx: crate::db::Tx,
+    intent: Intent,
+    act: &Sql,
+) -> Result<Option<Intent>, BatchError> {
+    let n = intent.keys.len() as u64;
+    let verb = intent.action.clone();
     let acting = async {
-        let affected = tx.execute(&act).await?;
+        let affected = tx.execute(act).await?;
         if affected != n {
             return Err(BatchError::fatal(Failure::Other, format!(
-                "the {} statement changed {affected} records where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
-                rule.action.verb(),
+                "the {verb} statement changed {affected} records where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
             )));
         }
-        db::journal::record(&mut tx, m.dialect, &intent.batch_id, &rule.name).await?;
+        db::journal::record(&mut tx, act.dialect(), &intent.batch_id, &intent.rule).await?;
         Ok(())
     };
-    let (written, acted) = tokio::join!(ctx.state.write_intent(&intent), acting);
+    let (written, acted) = tokio::join!(sink.state.write_intent(&intent), acting);
     // Without COMMIT the transaction rolls back (when `tx` is dropped, or by the server
     // when the connection is gone), so on any error below the batch did not happen.
     if let Err(e) = written {
         let mut message =
             format!("the batch's intent could not be written ({e}); nothing was committed");
-        if ctx.state.drop_intent(&intent.batch_id).await.is_err() {
+        if sink.state.drop_intent(&intent.batch_id).await.is_err() {
             message.push_str("; a leftover intent, if any, is settled at the next start");
         }
         return Err(BatchError::fatal(Failure::Audit, message));
     }
     if let Err(e) = acted {
-        ctx.state
+        sink.state
             .drop_intent(&intent.batch_id)
             .await
             .map_err(|e2| BatchError::fatal(Failure::Audit, format!("{}; and {e2}", e.message)))?;
         return Err(e);
     }
     if let Err(e) = tx.commit().await {
-        settle_now(ctx, &intent, &e).await?;
-        return Ok(Done {
-            records: n,
-            last,
-            unconfirmed: None,
-        });
+        settle_now(sink, &intent, &e).await?;
+        return Ok(None);
     }
-    Ok(Done {
-        records: n,
-        last,
-        unconfirmed: Some(intent),
-    })
+    Ok(Some(intent))
 }
 
 /// A COMMIT failed: whether it happened is unknown until the journal says. Settles it now
 /// if the database answers; otherwise leaves the intent for the next start.
 async fn settle_now(
-    ctx: &Context<'_>,
+    ctx: &Sink<'_>,
     intent: &Intent,
     commit_error: &DbError,
 ) -> Result<(), BatchError> {
@@ -402,54 +435,71 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
         }
         Action::Anonymize(cols) => {
             sql.push("UPDATE ").push(&m.table()).push(" SET ");
-            let mut hashed = 0;
-            for (i, (col, strategy)) in cols.iter().enumerate() {
-                let c = d.ident(col);
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push(&c).push(" = ");
-                match strategy {
-                    Strategy::Null => {
-                        sql.push("NULL");
-                    }
-                    Strategy::Replace(v) => {
-                        sql.bind(Value::Text(v.clone()));
-                    }
-                    Strategy::Hash => {
-                        let hasher = hasher.ok_or("internal: a hash rule ran without its key")?;
-                        // NULL stays NULL, and a value already hashed (the matcher's own
-                        // test) is kept, not hashed twice.
-                        let to_hash: Vec<(&Record, &String)> = records
-                            .iter()
-                            .filter_map(|r| match r.texts.get(hashed) {
-                                Some(Some(v)) if !is_hashed(v) => Some((r, v)),
-                                _ => None,
-                            })
-                            .collect();
-                        if to_hash.is_empty() {
-                            // A CASE needs a WHEN; the column stays as it is.
-                            sql.push(&c);
-                        } else {
-                            sql.push("CASE ").push(&key);
-                            for (r, v) in to_hash {
-                                sql.push(" WHEN ")
-                                    .bind_key(r.key.value(), m.shape.key_unsigned)
-                                    .push(" THEN ")
-                                    .bind(Value::Text(hasher.hash(v)));
-                            }
-                            sql.push(" ELSE ").push(&c).push(" END");
-                        }
-                        hashed += 1;
-                    }
-                }
-            }
+            push_anonymized(&mut sql, &key, m.shape.key_unsigned, cols, records, hasher)?;
             sql.push(" WHERE ");
         }
     }
     sql.key_list(&key, &keys, m.shape.key_unsigned);
     sql.push(&d.action_suffix(&key, keys.len()));
     Ok(sql)
+}
+
+/// The `SET` list of an anonymization of exactly `records`: each column to its strategy's
+/// value. `hash` hashes each record's value (read with the batch, in column order, into
+/// `Record::texts`), keeps NULL as NULL, and never hashes a value twice. Shared by rules
+/// and data-subject erasures, so both anonymize alike.
+pub(super) fn push_anonymized(
+    sql: &mut Sql,
+    key: &str,
+    key_unsigned: bool,
+    cols: &[(crate::config::Ident, Strategy)],
+    records: &[Record],
+    hasher: Option<&Hasher>,
+) -> Result<(), String> {
+    let d = sql.dialect();
+    let mut hashed = 0;
+    for (i, (col, strategy)) in cols.iter().enumerate() {
+        let c = d.ident(col);
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push(&c).push(" = ");
+        match strategy {
+            Strategy::Null => {
+                sql.push("NULL");
+            }
+            Strategy::Replace(v) => {
+                sql.bind(Value::Text(v.clone()));
+            }
+            Strategy::Hash => {
+                let hasher = hasher.ok_or("internal: a hash strategy ran without its key")?;
+                // NULL stays NULL, and a value already hashed (the matcher's own test) is
+                // kept, not hashed twice.
+                let to_hash: Vec<(&Record, &String)> = records
+                    .iter()
+                    .filter_map(|r| match r.texts.get(hashed) {
+                        Some(Some(v)) if !is_hashed(v) => Some((r, v)),
+                        _ => None,
+                    })
+                    .collect();
+                if to_hash.is_empty() {
+                    // A CASE needs a WHEN; the column stays as it is.
+                    sql.push(&c);
+                } else {
+                    sql.push("CASE ").push(key);
+                    for (r, v) in to_hash {
+                        sql.push(" WHEN ")
+                            .bind_key(r.key.value(), key_unsigned)
+                            .push(" THEN ")
+                            .bind(Value::Text(hasher.hash(v)));
+                    }
+                    sql.push(" ELSE ").push(&c).push(" END");
+                }
+                hashed += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes this rule's journal rows once all its batches are confirmed; they are only

@@ -41,6 +41,13 @@ pub struct Found<'a> {
     shape: Option<SubjectShape>,
 }
 
+impl Found<'_> {
+    /// How the subject's key is read and bound (`None` when it was not searched).
+    pub fn shape(&self) -> Option<SubjectShape> {
+        self.shape
+    }
+}
+
 /// The rows of one subject's matching records, every column as text.
 #[derive(Debug, Clone)]
 pub struct Rows {

@@ -15,6 +15,7 @@ struct Shared<'a> {
     table: &'a str,
     action: &'a str,
     legal_basis: &'a str,
+    request: Option<&'a str>,
 }
 
 /// Chains one entry per key to the trail's current head and appends them with `settles`.
@@ -41,6 +42,7 @@ async fn append(
             key,
             legal_basis: what.legal_basis,
             prev_hash: hashes.last().map_or(first_link, String::as_str),
+            request: what.request,
         });
         hashes.push(hash);
     }
@@ -54,6 +56,7 @@ async fn append(
         table: what.table,
         action: what.action,
         legal_basis: what.legal_basis,
+        request: what.request,
         keys,
         hashes: &hashes,
     };
@@ -74,6 +77,7 @@ pub async fn confirm(state: &State, intent: &Intent) -> Result<(), StateError> {
         table: &intent.table,
         action: &intent.action,
         legal_basis: &intent.legal_basis,
+        request: intent.request.as_deref(),
     };
     append(
         state,
@@ -100,6 +104,7 @@ pub async fn hold_event(
         table: &seen.table,
         action: event.as_str(),
         legal_basis: "legal hold",
+        request: None,
     };
     append(
         state,

@@ -16,6 +16,36 @@ pub const HASH_PREFIX: &str = "anon-";
 /// proves nothing (`anon-jane.doe@example.org` is an e-mail address).
 pub const HASH_DIGITS: usize = 16;
 
+/// Appends "not every column already holds what its strategy writes" (no `WHERE`): the
+/// records an anonymization still has to change. A second anonymization of the same
+/// records matches none of them, for rules and data-subject erasures alike.
+pub fn push_not_anonymized(sql: &mut Sql, cols: &[(crate::config::Ident, Strategy)]) {
+    let d = sql.dialect();
+    sql.push("NOT (");
+    for (i, (col, strategy)) in cols.iter().enumerate() {
+        let c = d.ident(col);
+        if i > 0 {
+            sql.push(" AND ");
+        }
+        match strategy {
+            Strategy::Null => {
+                sql.push(&c).push(" IS NULL");
+            }
+            Strategy::Replace(v) => {
+                sql.push("(").push(&c).push(" IS NOT NULL AND ");
+                d.push_equals_exactly(sql, &c, v);
+                sql.push(")");
+            }
+            Strategy::Hash => {
+                sql.push("(").push(&c).push(" IS NULL OR ");
+                d.push_hashed(sql, &c, HASH_PREFIX, HASH_DIGITS);
+                sql.push(")");
+            }
+        }
+    }
+    sql.push(")");
+}
+
 /// A rule bound to its table's shape, and to everything that can keep its records
 /// alive: legal holds, references (`keep_while`), and rules with a longer retention.
 #[derive(Debug, Clone)]
@@ -106,29 +136,8 @@ impl Matcher<'_> {
         match &self.rule.action {
             Action::Delete => {}
             Action::Anonymize(cols) => {
-                sql.push(" AND NOT (");
-                for (i, (col, strategy)) in cols.iter().enumerate() {
-                    let c = d.ident(col);
-                    if i > 0 {
-                        sql.push(" AND ");
-                    }
-                    match strategy {
-                        Strategy::Null => {
-                            sql.push(&c).push(" IS NULL");
-                        }
-                        Strategy::Replace(v) => {
-                            sql.push("(").push(&c).push(" IS NOT NULL AND ");
-                            d.push_equals_exactly(sql, &c, v);
-                            sql.push(")");
-                        }
-                        Strategy::Hash => {
-                            sql.push("(").push(&c).push(" IS NULL OR ");
-                            d.push_hashed(sql, &c, HASH_PREFIX, HASH_DIGITS);
-                            sql.push(")");
-                        }
-                    }
-                }
-                sql.push(")");
+                sql.push(" AND ");
+                push_not_anonymized(sql, cols);
             }
             Action::Flag { column, value } => {
                 let c = d.ident(column);

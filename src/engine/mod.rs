@@ -6,6 +6,7 @@
 //! ([`pass`]). What a pass did is [`outcome`]: the engine owns it; reports and metrics
 //! read it.
 
+pub mod erase;
 pub mod execute;
 pub mod find;
 pub mod hasher;

@@ -52,7 +52,7 @@ const BYTES_PER_ENTRY: u64 = 1024;
 
 /// Whether the state directory has room to audit `records` more records (besides the
 /// floor); `Err` says how much is missing, in words.
-fn room_for(state: &State, records: u64) -> Result<(), String> {
+pub(super) fn room_for(state: &State, records: u64) -> Result<(), String> {
     let free = state.free_space().map_err(|e| e.to_string())?;
     let needed = MIN_FREE_BYTES.saturating_add(records.saturating_mul(BYTES_PER_ENTRY));
     if free >= needed {

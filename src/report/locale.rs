@@ -1,8 +1,8 @@
-//! Words, numbers and dates for the management report, in English or Dutch as a Dutch
-//! reader writes them (23 november 2026; 1.234).
+//! Words, numbers, dates and periods for the management report and the answer letter, in
+//! English or Dutch as a Dutch reader writes them (23 november 2026; 1.234; 7 jaar).
 
-use crate::config::Language;
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use crate::config::{Language, Period};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -248,6 +248,26 @@ pub fn date_time(t: DateTime<Utc>, tz: Tz, lang: Language) -> String {
     )
 }
 
+/// "23 November 2026" / "23 november 2026": a day in a letter or a due date.
+pub fn date(d: NaiveDate, lang: Language) -> String {
+    format!("{} {} {}", d.day(), month(d.month(), lang), d.year())
+}
+
+/// A retention period in words: "7 years", "1 month" / "7 jaar", "1 maand" (the config
+/// writes periods in English; a Dutch reader should not have to).
+pub fn period(p: Period, lang: Language) -> String {
+    if lang == Language::En {
+        return p.to_string();
+    }
+    let (n, one, many) = match p {
+        Period::Days(n) => (n, "dag", "dagen"),
+        Period::Weeks(n) => (n, "week", "weken"),
+        Period::Months(n) => (n, "maand", "maanden"),
+        Period::Years(n) => (n, "jaar", "jaar"),
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// "23 nov" for chart labels.
 pub fn short_date(d: chrono::NaiveDate, lang: Language) -> String {
     let m: String = month(d.month(), lang).chars().take(3).collect();
@@ -278,5 +298,17 @@ mod tests {
         assert_eq!(date_time(t, tz, Language::Nl), "23 november 2026, 02:30");
         assert_eq!(date_time(t, tz, Language::En), "23 November 2026, 02:30");
         assert_eq!(duration(134_000), "2 min 14 s");
+        let d = NaiveDate::from_ymd_opt(2031, 12, 31).unwrap();
+        assert_eq!(date(d, Language::Nl), "31 december 2031");
+        assert_eq!(date(d, Language::En), "31 December 2031");
+    }
+
+    #[test]
+    fn periods_are_written_in_the_readers_language() {
+        assert_eq!(period(Period::Years(7), Language::Nl), "7 jaar");
+        assert_eq!(period(Period::Months(1), Language::Nl), "1 maand");
+        assert_eq!(period(Period::Weeks(2), Language::Nl), "2 weken");
+        assert_eq!(period(Period::Days(30), Language::Nl), "30 dagen");
+        assert_eq!(period(Period::Years(7), Language::En), "7 years");
     }
 }

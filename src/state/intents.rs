@@ -27,6 +27,8 @@ pub struct Intent {
     pub keys: Vec<String>,
     /// When the intent was written.
     pub created_at: String,
+    /// The data-subject request an erasure batch acts under; `None` for a rule's batch.
+    pub request: Option<String>,
 }
 
 impl State {
@@ -54,7 +56,7 @@ impl State {
 
     /// Intents whose outcome is not yet known (after a crash or a lost connection).
     pub async fn pending(&self) -> Result<Vec<Intent>, StateError> {
-        let rows = sqlx::query("SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at FROM pending ORDER BY created_at, batch_id")
+        let rows = sqlx::query("SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request FROM pending ORDER BY created_at, batch_id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -70,6 +72,7 @@ impl State {
                     legal_basis: r.try_get(6)?,
                     keys: serde_json::from_str(&keys).map_err(StateError::io)?,
                     created_at: r.try_get(8)?,
+                    request: r.try_get(9)?,
                 })
             })
             .collect()
@@ -86,7 +89,7 @@ async fn insert_intent(
     sqlx::query("PRAGMA synchronous = FULL")
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
+    sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         .bind(&i.batch_id)
         .bind(&i.run_id)
         .bind(&i.rule)
@@ -96,6 +99,7 @@ async fn insert_intent(
         .bind(&i.legal_basis)
         .bind(keys)
         .bind(&i.created_at)
+        .bind(&i.request)
         .execute(&mut *conn)
         .await?;
     Ok(())

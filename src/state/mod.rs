@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS audit (
     key TEXT NOT NULL,
     legal_basis TEXT NOT NULL,
     hash TEXT NOT NULL,
-    prev_hash TEXT NOT NULL
+    prev_hash TEXT NOT NULL,
+    request TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 CREATE TABLE IF NOT EXISTS chain_head (
@@ -116,13 +117,33 @@ CREATE TABLE IF NOT EXISTS pending (
     action TEXT NOT NULL,
     legal_basis TEXT NOT NULL,
     keys TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    request TEXT
+);
+CREATE TABLE IF NOT EXISTS request_outcomes (
+    request TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    step TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    count INTEGER NOT NULL,
+    until TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (request, subject, step, reason)
 );
 ";
 
+/// Columns later schema versions added to tables that existed before them: (version,
+/// table, column, declaration). [`State::migrate`] adds the ones an older database lacks,
+/// so that an upgraded retentiond reads and extends the trail it already has.
+const ADDED_COLUMNS: [(i64, &str, &str, &str); 2] = [
+    (2, "audit", "request", "TEXT"),
+    (2, "pending", "request", "TEXT"),
+];
+
 /// The state schema this build writes (`PRAGMA user_version`). 0 is a database from before
-/// versions were recorded (the same schema as 1).
-pub const SCHEMA_VERSION: i64 = 1;
+/// versions were recorded (the same schema as 1); 2 added the `request` of audit entries
+/// and intents (data-subject erasures) and the outcomes of requests.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Whether a query runs on `pool` (a read-only WAL database may open and fail at the first
 /// read).
@@ -302,6 +323,21 @@ impl State {
     async fn migrate(&self) -> Result<(), StateError> {
         self.check_version().await?;
         sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
+        for (_, table, column, declaration) in ADDED_COLUMNS {
+            if !self.has_column(table, column).await? {
+                sqlx::raw_sql(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+                ))
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        // After the columns: an older database gets its `request` column just above.
+        sqlx::raw_sql(
+            "CREATE INDEX IF NOT EXISTS audit_request ON audit (request) WHERE request IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?;
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&self.pool)
             .await?;
@@ -333,6 +369,18 @@ impl State {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// Whether `table` has `column` (a state database from before schema 2 has no
+    /// `request` columns; read-only, it is read as it is).
+    pub async fn has_column(&self, table: &str, column: &str) -> Result<bool, StateError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2")
+                .bind(table)
+                .bind(column)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
     }
 
     /// Whether the trail's tables are there; an error if the schema is newer than ours.

@@ -138,3 +138,80 @@ impl State {
         Ok(r.rows_affected() == 1)
     }
 }
+
+/// What one step of a request found or left in one subject: counts and reasons, never
+/// values or keys. `request answer` writes the letter from these and from the trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeRow {
+    /// The `[[subject]]`.
+    pub subject: String,
+    /// [`FOUND`] or [`KEPT`].
+    pub step: String,
+    /// Why the records were kept (empty for [`FOUND`]).
+    pub reason: String,
+    /// How many records.
+    pub count: i64,
+    /// For kept records a rule will delete later: the last day it does (`YYYY-MM-DD`).
+    pub until: Option<String>,
+    /// When it was recorded.
+    pub at: String,
+}
+
+/// The step of a search: how many of the person's records each subject holds.
+pub const FOUND: &str = "found";
+
+/// The step of an erasure: what it left, and why.
+pub const KEPT: &str = "kept";
+
+impl State {
+    /// Replaces what `request` last recorded for `step` with `rows` (their `step` and `at`
+    /// are set here): the latest search, or what the latest erasure left.
+    pub async fn record_outcomes(
+        &self,
+        request: &str,
+        step: &str,
+        rows: &[OutcomeRow],
+    ) -> Result<(), StateError> {
+        let at = now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM request_outcomes WHERE request = ?1 AND step = ?2")
+            .bind(request)
+            .bind(step)
+            .execute(&mut *tx)
+            .await?;
+        for r in rows {
+            sqlx::query("INSERT INTO request_outcomes (request, subject, step, reason, count, until, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (request, subject, step, reason) DO UPDATE SET count = count + excluded.count, until = MAX(COALESCE(until, ''), COALESCE(excluded.until, ''))")
+                .bind(request)
+                .bind(&r.subject)
+                .bind(step)
+                .bind(&r.reason)
+                .bind(r.count)
+                .bind(&r.until)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Everything recorded for `request`, by step, subject and reason.
+    pub async fn outcomes(&self, request: &str) -> Result<Vec<OutcomeRow>, StateError> {
+        let rows = sqlx::query("SELECT subject, step, reason, count, NULLIF(until, ''), at FROM request_outcomes WHERE request = ?1 ORDER BY step, subject, reason")
+            .bind(request)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutcomeRow {
+                    subject: r.try_get(0)?,
+                    step: r.try_get(1)?,
+                    reason: r.try_get(2)?,
+                    count: r.try_get(3)?,
+                    until: r.try_get(4)?,
+                    at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -37,6 +37,8 @@ pub struct Chained<'a> {
     pub action: &'a str,
     /// The legal basis.
     pub legal_basis: &'a str,
+    /// The data-subject request an erasure acted under; `None` for rules and holds.
+    pub request: Option<&'a str>,
     /// One key per entry.
     pub keys: &'a [String],
     /// One hash per entry, in the same order.
@@ -52,7 +54,7 @@ pub enum Settles<'a> {
     Hold(&'a HoldSeen),
 }
 
-/// Entries per INSERT statement: 4 bound values each, plus 7 shared (SQLite allows 32,766).
+/// Entries per INSERT statement: 4 bound values each, plus 8 shared (SQLite allows 32,766).
 const INSERT_CHUNK: usize = 2000;
 
 impl State {
@@ -67,6 +69,23 @@ impl State {
             .bind(seq)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// Per subject and action, how many records the erasures under `request` acted on, as
+    /// the trail records them (batches settled after a crash included).
+    pub async fn erased_under(
+        &self,
+        request: &str,
+    ) -> Result<Vec<(String, String, i64)>, StateError> {
+        let rows = sqlx::query(
+            "SELECT rule, action, COUNT(*) FROM audit WHERE request = ?1 GROUP BY rule, action ORDER BY rule, action",
+        )
+        .bind(request)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     /// The position of the entry whose hash is `hash`, if the trail holds one (a scan:
@@ -165,7 +184,7 @@ async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), 
         // Anonymous placeholders only: sqlx looks each numbered one up by name, which is
         // quadratic in their number.
         let mut q = String::with_capacity(256 + keys.len() * 14);
-        q.push_str("WITH shared (at, run_id, rule, database, tbl, action, legal_basis) AS (VALUES (?, ?, ?, ?, ?, ?, ?)) INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) SELECT rows.column1, at, run_id, rule, database, tbl, action, rows.column2, legal_basis, rows.column3, rows.column4 FROM shared, (VALUES ");
+        q.push_str("WITH shared (at, run_id, rule, database, tbl, action, legal_basis, request) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?)) INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, request) SELECT rows.column1, at, run_id, rule, database, tbl, action, rows.column2, legal_basis, rows.column3, rows.column4, request FROM shared, (VALUES ");
         for i in 0..keys.len() {
             q.push_str(if i == 0 {
                 "(?, ?, ?, ?)"
@@ -181,7 +200,8 @@ async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), 
             .bind(e.database)
             .bind(e.table)
             .bind(e.action)
-            .bind(e.legal_basis);
+            .bind(e.legal_basis)
+            .bind(e.request);
         for (key, hash) in keys.iter().zip(hashes) {
             seq += 1;
             query = query

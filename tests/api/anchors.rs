@@ -79,6 +79,7 @@ async fn rechain(pool: &SqlitePool, from: i64) {
             key: &text(7),
             legal_basis: &text(8),
             prev_hash: &prev,
+            request: None,
         });
         sqlx::query("UPDATE audit SET hash = ?1, prev_hash = ?2 WHERE seq = ?3")
             .bind(&hash)

@@ -102,7 +102,7 @@ async fn export_filters_by_time_and_writes_csv_with_a_header() {
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "seq,at,run_id,rule,database,table,action,key,legal_basis,hash,prev_hash"
+        "seq,at,run_id,rule,database,table,action,key,legal_basis,hash,prev_hash,request"
     );
     assert_eq!(lines.len(), 6);
     let r = run(&config, &["audit", "export", "--until", "2000-01-01"]);

@@ -2,6 +2,7 @@
 //! One test crate (one link step); each test makes its own database.
 
 mod anchors;
+mod answer;
 mod architecture;
 mod audit_trail;
 mod bench_smoke;
@@ -10,6 +11,7 @@ mod crash;
 mod daemon;
 mod edges;
 mod enforcement;
+mod erase;
 mod failures;
 mod faults;
 mod filters;

@@ -301,6 +301,7 @@ async fn check_and_plan_say_how_many_batches_are_in_doubt_and_the_next_pass_sett
             legal_basis: "test".into(),
             keys: vec!["1".into(), "2".into()],
             created_at: retentiond::state::now_text(),
+            request: None,
         })
         .await
         .expect("intent");
@@ -572,6 +573,7 @@ async fn a_batch_already_settled_as_rolled_back_is_never_audited_later() {
             legal_basis: "test".into(),
             keys: vec!["101".into(), "102".into()],
             created_at: retentiond::state::now_text(),
+            request: None,
         })
         .await
         .expect("intent");

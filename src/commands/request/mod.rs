@@ -2,15 +2,19 @@
 //! (GDPR art. 12: an answer within one month, extendable once by two). The person's
 //! identity (`--match`) is bound to a request as a keyed tag, never stored in clear.
 
+pub mod answer;
+pub mod erase;
+
 use super::{load, CommandError, Out, Status};
-use crate::config::{Config, Erase, Language, Rule, Subject};
+use crate::config::{Config, Erase, Language, Rule};
 use crate::db::{Db, Key};
+use crate::engine::erase::rules_on;
 use crate::engine::find::{self, Found};
 use crate::engine::hasher::Hasher;
 use crate::engine::requests::{
     add_months, check_binding, days_left, Identity, Kind, ANSWER_MONTHS, EXTENSION_MONTHS,
 };
-use crate::state::requests::RequestRow;
+use crate::state::requests::{OutcomeRow, RequestRow, FOUND};
 use crate::state::State;
 use chrono::{Datelike, NaiveDate, Utc};
 use std::collections::BTreeMap;
@@ -47,7 +51,7 @@ fn today(config: &Config) -> NaiveDate {
 }
 
 /// The state database and the installation key (created on first use).
-async fn open(config: &Config) -> Result<(State, Hasher), CommandError> {
+pub(super) async fn open(config: &Config) -> Result<(State, Hasher), CommandError> {
     let state = State::open(&config.daemon.state_dir)
         .await
         .map_err(CommandError::runtime)?;
@@ -351,19 +355,49 @@ async fn identity_for(
     Ok(identity)
 }
 
-/// The subjects found for `identity`, with the databases they are in, still open.
+/// The subjects found for `identity`, with the databases they are in, still open. How
+/// many records each holds (counts only) is recorded under request `id` for the answer
+/// letter.
 async fn search<'c>(
     config: &'c Config,
+    id: &str,
     identity: &Identity,
 ) -> Result<(BTreeMap<String, Db>, Vec<Found<'c>>), CommandError> {
     let dbs = find::connect(config).await.map_err(CommandError::Runtime)?;
-    match find::find(config, &dbs, identity).await {
-        Ok(found) => Ok((dbs, found)),
+    let found = match find::find(config, &dbs, identity).await {
+        Ok(found) => found,
         Err(e) => {
             find::close(dbs).await;
-            Err(CommandError::Runtime(e))
+            return Err(CommandError::Runtime(e));
         }
+    };
+    if let Err(e) = record_found(config, id, &found).await {
+        find::close(dbs).await;
+        return Err(e);
     }
+    Ok((dbs, found))
+}
+
+/// Records how many of the person's records each subject holds (no keys, no values).
+async fn record_found(config: &Config, id: &str, found: &[Found<'_>]) -> Result<(), CommandError> {
+    let rows: Vec<OutcomeRow> = found
+        .iter()
+        .filter(|f| f.searched)
+        .map(|f| OutcomeRow {
+            subject: f.subject.name.clone(),
+            step: String::new(),
+            reason: String::new(),
+            count: f.keys.len() as i64,
+            until: None,
+            at: String::new(),
+        })
+        .collect();
+    let state = State::open(&config.daemon.state_dir)
+        .await
+        .map_err(CommandError::runtime)?;
+    let recorded = state.record_outcomes(id, FOUND, &rows).await;
+    state.close().await;
+    recorded.map_err(CommandError::runtime)
 }
 
 fn key_json(k: &Key) -> serde_json::Value {
@@ -384,7 +418,7 @@ pub async fn find(
 ) -> Result<Status, CommandError> {
     let config = load(path)?;
     let identity = identity_for(&config, id, matches).await?;
-    let (dbs, found) = search(&config, &identity).await?;
+    let (dbs, found) = search(&config, id, &identity).await?;
     find::close(dbs).await;
     match format {
         Format::Json => {
@@ -445,15 +479,6 @@ pub async fn find(
         }
     }
     Ok(Status::Success)
-}
-
-/// What a rule on a subject's table says about it: purpose, legal basis, retention.
-fn rules_on<'c>(config: &'c Config, subject: &Subject) -> Vec<&'c Rule> {
-    config
-        .rules
-        .iter()
-        .filter(|r| r.database == subject.database && r.table == subject.table)
-        .collect()
 }
 
 /// `DIR` for the access package: created if missing; refused when it holds anything.
@@ -684,7 +709,7 @@ pub async fn export(
         package_dir(dir)?;
     }
     identity_for(&config, id, matches).await?;
-    let (dbs, found) = search(&config, &identity).await?;
+    let (dbs, found) = search(&config, id, &identity).await?;
     let mut sections = Vec::new();
     let mut failed = None;
     for f in &found {
