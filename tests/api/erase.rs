@@ -263,14 +263,26 @@ async fn erases_exactly_the_person(crm_kind: Kind, books_kind: Kind) {
         everything.push_str(out);
     }
     everything.push_str(&run(&config, &["audit", "export", "--format", "csv"]).stdout);
-    for entry in std::fs::read_dir(crm.state_dir()).expect("state dir") {
-        let path = entry.expect("entry").path();
-        if path.is_file() {
-            everything.push_str(&String::from_utf8_lossy(
-                &std::fs::read(path).expect("read"),
-            ));
+    // The state database, its WAL, the key, and every report (`reports/`).
+    let mut dirs = vec![crm.state_dir()];
+    let mut files = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).expect("state dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files += 1;
+                everything.push_str(&String::from_utf8_lossy(
+                    &std::fs::read(path).expect("read"),
+                ));
+            }
         }
     }
+    assert!(
+        crm.state_dir().join("reports").is_dir() && files > 3,
+        "the reports were written and read"
+    );
     let everything = everything.to_lowercase();
     assert!(
         first.stderr.contains("DEBUG") || first.stderr.contains("debug"),
