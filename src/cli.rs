@@ -65,6 +65,29 @@ pub enum Command {
     /// List the legal holds ([[hold]]): whether each is in force, how many records it
     /// covers, and how many of those it keeps from each rule now.
     Holds,
+    /// The rules in force, each with the fingerprint of its enforced definition; with
+    /// --history, every rule-start, rule-change and rule-end the trail holds, with dates.
+    /// `rules unlock NAME --reason TEXT` lets a locked rule change once.
+    Rules {
+        #[command(subcommand)]
+        command: Option<RulesCommand>,
+        /// Every start, change and end of every rule, from the audit trail.
+        #[arg(long)]
+        history: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: RequestFormat,
+    },
+    /// The record of processing activities (GDPR art. 30) and the retention paragraph of
+    /// the privacy statement, written from the rules and subjects actually enforced.
+    Register {
+        /// html: a printable page; md: Markdown; csv: one row per processing; json.
+        #[arg(long, value_enum, default_value = "html")]
+        format: RegisterFormat,
+        /// The language. Default: the config's report_language.
+        #[arg(long, value_enum)]
+        lang: Option<AnswerLang>,
+    },
     /// The audit trail: verify it, export it.
     Audit {
         #[command(subcommand)]
@@ -229,6 +252,33 @@ pub enum RequestKind {
 pub enum RequestFormat {
     /// Lines for people.
     Text,
+    /// JSON.
+    Json,
+}
+
+/// `rules` verbs.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Allow exactly one change to a locked rule (removing it, shortening expires.after, or
+    /// changing its table, since or action) at the next pass; recorded in the audit trail.
+    Unlock {
+        /// The rule's name.
+        name: String,
+        /// Why the locked rule may change (a new law, a decision of the DPO).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+}
+
+/// `register` formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RegisterFormat {
+    /// A self-contained, printable HTML page.
+    Html,
+    /// Markdown.
+    Md,
+    /// CSV, one row per processing activity.
+    Csv,
     /// JSON.
     Json,
 }

@@ -316,6 +316,10 @@ key = "id"
 filter = "decision = 'rejected'"
 expires = {{ since = "decided_at", after = "0 days" }}
 action = "delete"
+purpose = "Recruitment"
+categories = ["contact details", "CV", "position applied for"]
+data_subjects = "job applicants who are not hired"
+owner = "HR manager"
 
 [[rule]]
 name = "former-employee-files"
@@ -326,6 +330,11 @@ table = "employees"
 key = "id"
 expires = {{ since = "left_at", after = "7 years" }}
 action = "delete"
+purpose = "Personnel administration"
+categories = ["contact details", "bank account", "employment dates"]
+data_subjects = "former employees"
+recipients = ["the payroll provider", "the social security office"]
+owner = "HR manager"
 
 [[rule]]
 name = "ledger-after-7-years"
@@ -337,6 +346,11 @@ key = "id"
 expires = {{ since = "entry_date", after = "7 years" }}
 action = "delete"
 batch_size = 500
+purpose = "Bookkeeping"
+categories = ["invoices", "payments"]
+data_subjects = "customers and suppliers"
+recipients = ["the accountant", "the tax authority"]
+owner = "Finance manager"
 
 [[rule]]
 name = "prospects-without-consent"
@@ -348,6 +362,10 @@ key = "id"
 expires = {{ since = "consent_expires_at" }}
 action = "anonymize"
 anonymize = {{ name = "null", email = "hash", phone = "null" }}
+purpose = "Marketing to prospects"
+categories = ["name", "contact details", "company"]
+data_subjects = "prospects who consented to be contacted"
+owner = "Sales manager"
 
 [[rule]]
 name = "dormant-customers"
@@ -359,6 +377,10 @@ key = "id"
 expires = {{ since = "last_order_at", after = "5 years" }}
 action = "flag"
 flag = {{ column = "retention_review", value = "due" }}
+purpose = "Customer relations"
+categories = ["name", "contact details", "city", "order history"]
+data_subjects = "customers"
+owner = "Sales manager"
 
 # Where a person's data lives, for requests from people (`retentiond request …`).
 [[subject]]
@@ -369,6 +391,10 @@ key = "id"
 identify = {{ email = "email" }}
 erase = "anonymize"
 anonymize = {{ name = {{ replace = "Former customer" }}, email = "null", city = "null" }}
+purpose = "Customer relations"
+categories = ["name", "contact details", "city"]
+data_subjects = "customers"
+owner = "Sales manager"
 
 [[subject]]
 name = "books-ledger"
@@ -378,6 +404,48 @@ key = "id"
 via = {{ subject = "crm-customers", foreign_key = "customer_ref" }}
 erase = "keep"
 keep_reason = "Bookkeeping law: accounting records are kept 7 years (WER art. III.88)"
+purpose = "Bookkeeping"
+categories = ["invoices", "payments"]
+data_subjects = "customers"
+recipients = ["the accountant", "the tax authority"]
+owner = "Finance manager"
+
+[[subject]]
+name = "hr-applicants"
+database = "hr"
+table = "applicants"
+key = "id"
+identify = {{ email = "email", phone = "phone" }}
+erase = "delete"
+purpose = "Recruitment"
+categories = ["contact details", "CV", "position applied for"]
+data_subjects = "job applicants who are not hired"
+owner = "HR manager"
+
+[[subject]]
+name = "hr-employees"
+database = "hr"
+table = "employees"
+key = "id"
+identify = {{ email = "email" }}
+erase = "keep"
+keep_reason = "Social and tax law: personnel files are kept 7 years after the employee leaves"
+purpose = "Personnel administration"
+categories = ["contact details", "bank account", "employment dates"]
+data_subjects = "former employees"
+owner = "HR manager"
+
+[[subject]]
+name = "crm-prospects"
+database = "crm"
+table = "prospects"
+key = "id"
+identify = {{ email = "email", phone = "phone" }}
+erase = "delete"
+purpose = "Marketing to prospects"
+categories = ["name", "contact details", "company"]
+data_subjects = "prospects who consented to be contacted"
+owner = "Sales manager"
 "#,
         state = dir.join("state").display(),
         hr = hr.display(),

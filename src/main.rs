@@ -7,9 +7,11 @@ mod cli;
 use clap::Parser;
 use cli::{
     AnswerFormat, AnswerLang, AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat,
-    ReportFormat, RequestCommand, RequestFormat, RequestKind,
+    RegisterFormat, ReportFormat, RequestCommand, RequestFormat, RequestKind, RulesCommand,
 };
-use retentiond::commands::{self, audit, check, demo, holds, plan, report, request, run};
+use retentiond::commands::{
+    self, audit, check, demo, holds, plan, register, report, request, rules, run,
+};
 use retentiond::commands::{CommandError, OnStop, Status};
 use std::io::Write;
 use std::process::ExitCode;
@@ -113,6 +115,45 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             "--rule and --confirm only work with --once; the daemon always runs every rule within its limits".into(),
         )),
         Command::Run { once: false, .. } => run::daemon(path, s).await,
+        Command::Rules {
+            command: Some(RulesCommand::Unlock { name, reason }),
+            ..
+        } => {
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                rules::unlock(path, name, reason, out)
+            })
+            .await
+        }
+        Command::Rules {
+            command: None,
+            history,
+            format,
+        } => {
+            let format = match format {
+                RequestFormat::Text => rules::Format::Text,
+                RequestFormat::Json => rules::Format::Json,
+            };
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                rules::rules(path, *history, format, out)
+            })
+            .await
+        }
+        Command::Register { format, lang } => {
+            let format = match format {
+                RegisterFormat::Html => register::Format::Html,
+                RegisterFormat::Md => register::Format::Markdown,
+                RegisterFormat::Csv => register::Format::Csv,
+                RegisterFormat::Json => register::Format::Json,
+            };
+            let lang = lang.map(|l| match l {
+                AnswerLang::En => retentiond::config::Language::En,
+                AnswerLang::Nl => retentiond::config::Language::Nl,
+            });
+            commands::under_signals(s, OnStop::Abandon, |_| {
+                register::register(path, format, lang, out)
+            })
+            .await
+        }
         Command::Holds => {
             commands::under_signals(s, OnStop::Abandon, |_| holds::holds(path, out)).await
         }

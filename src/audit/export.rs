@@ -60,7 +60,8 @@ impl From<csv::Error> for ExportError {
 /// A CSV cell as written: a value that starts with `=`, `+`, `-`, `@`, a tab or a carriage
 /// return gets a leading apostrophe, so a spreadsheet shows it as text instead of running
 /// it as a formula (OWASP's advice for CSV injection). JSON Lines carries values exactly.
-fn cell(value: &str) -> std::borrow::Cow<'_, str> {
+/// Also used by `report::register`, whose CSV a DPO opens in a spreadsheet too.
+pub(crate) fn cell(value: &str) -> std::borrow::Cow<'_, str> {
     match value.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{value}").into(),
         _ => value.into(),

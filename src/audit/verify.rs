@@ -419,12 +419,14 @@ mod tests {
             run_id: "r",
             rule: "rule",
             database: "db",
-            table: "t",
-            action: "delete",
             legal_basis: "test",
             request: None,
-            keys: &keys,
-            hashes: &hashes,
+            groups: &[crate::state::Group {
+                table: "t",
+                action: "delete",
+                keys: &keys,
+                hashes,
+            }],
         };
         state
             .append(&chained, crate::state::Settles::Intent("none"))

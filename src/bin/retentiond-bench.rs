@@ -384,6 +384,7 @@ async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
             keys: (next..end).map(|k| k.to_string()).collect(),
             created_at: retentiond::state::now_text(),
             request: None,
+            children: Vec::new(),
         };
         state
             .write_intent(&intent)

@@ -1,6 +1,7 @@
 //! `retentiond check`: the config, the connections, every table and column a rule or a
-//! `[[subject]]` names, foreign keys nobody handles, tables no subject covers, and what
-//! each rule would do now. Changes nothing.
+//! `[[subject]]` names, foreign keys nobody handles, tables no subject covers, rules that
+//! lack what the processing register needs, and what each rule would do now. Changes
+//! nothing.
 
 use super::plan::write_plan;
 use super::{load, CommandError, Out, Status};
@@ -16,6 +17,7 @@ use std::path::Path;
 /// `check`.
 pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
     let config = load(path)?;
+    super::rules::refuse_locked_changes(&config).await?;
     let prepared = prepare(&config, &[]).await?;
     // `prepare` opened only the rules' databases; the others are checked here, subjects and
     // all, before anything is written, so that a broken subject there refuses the config
@@ -32,6 +34,9 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
         writeln!(out, "warning: {warning}")?;
     }
     for warning in uncovered(&config) {
+        writeln!(out, "warning: {warning}")?;
+    }
+    for warning in crate::report::register::gaps(&config) {
         writeln!(out, "warning: {warning}")?;
     }
     for note in prepared.notes.iter().chain(&others.notes) {
@@ -138,10 +143,18 @@ async fn reference_warnings(config: &Config, prepared: &Prepared<'_>) -> Vec<Str
             }
         };
         for r in refs {
-            let covered = rule.keep_while.iter().any(|k| {
-                k.table.name.as_str().eq_ignore_ascii_case(&r.table)
-                    && k.foreign_key.as_str().eq_ignore_ascii_case(&r.column)
-            });
+            let names = |table: &crate::config::TableName, fk: &crate::config::Ident| {
+                table.name.as_str().eq_ignore_ascii_case(&r.table)
+                    && fk.as_str().eq_ignore_ascii_case(&r.column)
+            };
+            let covered = rule
+                .keep_while
+                .iter()
+                .any(|k| names(&k.table, &k.foreign_key))
+                || rule
+                    .children
+                    .iter()
+                    .any(|c| names(&c.table, &c.foreign_key));
             if !covered {
                 out.push(format!(
                     "rule '{}' (line {}) deletes from {}, which {}.{} references ({}). Say what should happen: keep the record while it is referenced (keep_while = [{{ table = \"{}\", foreign_key = \"{}\", since = \"…\", after = \"…\" }}]) or give {} a rule of its own.",

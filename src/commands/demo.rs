@@ -72,6 +72,10 @@ pub async fn demo(
     writeln!(out, "  retentiond --config {c} audit export --format csv")?;
     writeln!(
         out,
+        "  retentiond --config {c} register --lang nl --format html > register.html"
+    )?;
+    writeln!(
+        out,
         "  retentiond --config {c} report --last --format html > report.html"
     )?;
     Ok(Status::from_failed(summary.failed()))

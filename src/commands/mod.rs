@@ -8,8 +8,10 @@ pub mod check;
 pub mod demo;
 pub mod holds;
 pub mod plan;
+pub mod register;
 pub mod report;
 pub mod request;
+pub mod rules;
 pub mod run;
 
 use crate::config::{self, Config, ConfigError};

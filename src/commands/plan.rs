@@ -32,6 +32,7 @@ pub async fn plan(
         }
         None => Utc::now(),
     };
+    super::rules::refuse_locked_changes(&config).await?;
     let prepared = prepare(&config, &[]).await?;
     let planned = plan_rules(&prepared, at, config.daemon.timezone).await;
     prepared.close().await;

@@ -41,6 +41,7 @@ pub async fn once(
             "--confirm approves one rule's count: give exactly one --rule NAME with it".into(),
         ));
     }
+    super::rules::refuse_locked_changes(&config).await?;
     let options = PassOptions {
         rules: rules.to_vec(),
         confirm,
@@ -84,6 +85,7 @@ pub(super) async fn one_pass(
 /// records success; 1 if a second signal abandoned a batch).
 pub async fn daemon(path: &Path, signals: &mut Listener) -> Result<Status, CommandError> {
     let config = load(path)?;
+    super::rules::refuse_locked_changes(&config).await?;
     match daemon::run(path, config, signals).await {
         Ok(Ended::Stopped(_)) => Ok(Status::Success),
         Ok(Ended::Aborted(_)) => Ok(Status::Failed),

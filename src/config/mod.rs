@@ -2,6 +2,7 @@
 //! errors come from here, each with file, line and key; a config that loads is safe to act on
 //! (as far as it can be known without the databases — see `db::schema` for the rest).
 
+mod definition;
 mod dialect;
 mod error;
 mod filter;
@@ -10,19 +11,24 @@ mod model;
 mod moment;
 mod period;
 mod raw;
+mod register;
 mod strategy;
 mod subject;
 
+pub use definition::{
+    ChildDefinition, Definition, FlagDefinition, KeepWhileDefinition, LockedChange,
+};
 pub use dialect::Dialect;
 pub use error::{ConfigError, ConfigProblem, Lines};
 pub use filter::{Filter, MAX_FILTER_CHARS};
 pub use ident::{Ident, TableName};
 pub use model::{
-    mask_url, Action, ActionKind, Config, Daemon, DatabaseSpec, EmailSettings, FlagValue, Hold,
-    KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Timeouts,
+    mask_url, Action, ActionKind, Child, Config, Daemon, DatabaseSpec, EmailSettings, FlagValue,
+    Hold, KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Timeouts,
 };
 pub use moment::Moment;
 pub use period::{parse_pause, Cutoff, Period};
+pub use register::Register;
 pub use strategy::Strategy;
 pub use subject::{Erase, Find, Subject};
 
@@ -30,6 +36,7 @@ use raw::{
     RawAnonymize, RawConfig, RawDaemon, RawDatabase, RawEmail, RawHold, RawKeepWhile, RawReport,
     RawRule, RawStrategy, RawSubject, RawVia,
 };
+use register::RawRegister;
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -41,6 +48,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/retentiond/retentiond.toml";
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// The largest batch a rule may ask for; bigger batches hold locks too long.
 pub const MAX_BATCH_SIZE: u32 = 100_000;
+
+/// How deep `children` may nest (a rule's rows, their children, theirs, …).
+pub const MAX_CHILD_DEPTH: usize = 4;
 /// Saved reports are kept this many days unless `[report] keep_days` says otherwise.
 pub const DEFAULT_REPORT_KEEP_DAYS: u32 = 400;
 /// Unless a rule says otherwise, one pass may act on at most half of a table.
@@ -532,6 +542,51 @@ impl Validator<'_> {
         ok.then_some(out)
     }
 
+    /// `children` (and theirs, to any depth): tables, foreign keys and keys as identifiers.
+    fn children(
+        &mut self,
+        list: Option<Vec<Spanned<raw::RawChild>>>,
+        prefix: &str,
+        key: &dyn Fn(&str) -> String,
+        depth: usize,
+    ) -> Option<Vec<Child>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, c) in list.unwrap_or_default().into_iter().enumerate() {
+            let span = c.span();
+            let c = c.into_inner();
+            let path = format!("{prefix}children[{i}]");
+            let at = |f: &str| key(&format!("{path}.{f}"));
+            if depth >= MAX_CHILD_DEPTH {
+                let line = self.lines.line_of(span.start);
+                self.err_at_line(
+                    line,
+                    key(&path),
+                    format!("children nest at most {MAX_CHILD_DEPTH} levels deep"),
+                );
+                ok = false;
+                continue;
+            }
+            let table = TableName::parse(c.table.get_ref())
+                .map_err(|m| self.err(&c.table, at("table"), m))
+                .ok();
+            let fk = self.ident(&c.foreign_key, &at("foreign_key"));
+            let k = self.ident(&c.key, &at("key"));
+            let grand = self.children(c.children, &format!("{path}."), key, depth + 1);
+            match (table, fk, k, grand) {
+                (Some(table), Some(foreign_key), Some(key), Some(children)) => out.push(Child {
+                    table,
+                    foreign_key,
+                    key,
+                    children,
+                    path,
+                }),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
     fn cron(&mut self, at: &Spanned<String>, key: &str) -> Option<cron::Schedule> {
         cron::Schedule::from_str(at.get_ref())
             .map_err(|e| {
@@ -558,7 +613,7 @@ impl Validator<'_> {
         dbs: &BTreeMap<String, DatabaseSpec>,
     ) -> Option<Rule> {
         let line = self.lines.line_of(raw.span().start);
-        let r = raw.into_inner();
+        let mut r = raw.into_inner();
         let rn = r.name.get_ref().clone();
         let key = |k: &str| format!("rule \"{rn}\" → {k}");
         if !is_plain_name(&rn) {
@@ -569,7 +624,15 @@ impl Validator<'_> {
             .map_err(|m| self.err(&r.table, key("table"), m))
             .ok();
         let key_col = self.ident(&r.key, &key("key"));
-        let key_lines = self.key_lines(&r);
+        let mut key_lines = self.key_lines(&r);
+        let register = register::validate(
+            RawRegister::take_rule(&mut r),
+            self.lines,
+            &key,
+            &mut key_lines,
+        )
+        .map_err(|p| self.problems.extend(p))
+        .ok();
         let expires = r.expires.into_inner();
         let since = self.ident(&expires.since, &key("expires.since"));
         let after = match &expires.after {
@@ -615,6 +678,21 @@ impl Validator<'_> {
                 .ok(),
         };
         let keep_while = self.keep_while(r.keep_while, &key);
+        let children_at = r
+            .children
+            .as_ref()
+            .and_then(|c| c.first().map(|c| c.span()));
+        let children = self.children(r.children, "", &key, 0);
+        if let (Some(span), Some(a)) = (children_at, &action) {
+            if matches!(a, Action::Flag { .. }) {
+                let line = self.lines.line_of(span.start);
+                self.err_at_line(
+                    line,
+                    key("children"),
+                    "children are deleted or anonymized with their parent; a flag rule leaves its records, so it has no children to act on: remove `children`",
+                );
+            }
+        }
         let max_records = match &r.max_records {
             None => Some(None),
             Some(m) => match u64::try_from(*m.get_ref()) {
@@ -666,9 +744,11 @@ impl Validator<'_> {
         };
         Some(Rule {
             keep_while: keep_while?,
+            children: children?,
             max_records: max_records?,
             max_fraction: max_fraction?,
             mode: mode?,
+            locked: r.locked.map(Spanned::into_inner).unwrap_or(false),
             schedule: schedule?,
             name: rn.clone(),
             description: r.description.map(Spanned::into_inner),
@@ -682,6 +762,7 @@ impl Validator<'_> {
             action: action?,
             batch_size: batch_size?,
             batch_pause: batch_pause?,
+            register: register?,
             line,
             key_lines,
         })
@@ -693,6 +774,10 @@ impl Validator<'_> {
         let at = |span: std::ops::Range<usize>| self.lines.line_of(span.start);
         let mut out = BTreeMap::new();
         out.insert("table".to_owned(), at(r.table.span()));
+        out.insert("database".to_owned(), at(r.database.span()));
+        if let Some(l) = &r.locked {
+            out.insert("locked".to_owned(), at(l.span()));
+        }
         out.insert("key".to_owned(), at(r.key.span()));
         out.insert("expires".to_owned(), at(r.expires.span()));
         out.insert(
@@ -718,6 +803,30 @@ impl Validator<'_> {
         for (i, k) in r.keep_while.iter().flatten().enumerate() {
             out.insert(format!("keep_while[{i}]"), at(k.span()));
         }
+        fn children(
+            out: &mut BTreeMap<String, usize>,
+            list: Option<&Vec<Spanned<raw::RawChild>>>,
+            prefix: &str,
+            at: &dyn Fn(std::ops::Range<usize>) -> usize,
+        ) {
+            for (i, c) in list.into_iter().flatten().enumerate() {
+                let path = format!("{prefix}children[{i}]");
+                out.insert(path.clone(), at(c.span()));
+                out.insert(format!("{path}.table"), at(c.get_ref().table.span()));
+                out.insert(
+                    format!("{path}.foreign_key"),
+                    at(c.get_ref().foreign_key.span()),
+                );
+                out.insert(format!("{path}.key"), at(c.get_ref().key.span()));
+                children(out, c.get_ref().children.as_ref(), &format!("{path}."), at);
+            }
+        }
+        if let Some(c) = &r.children {
+            if let Some(first) = c.first() {
+                out.insert("children".to_owned(), at(first.span()));
+            }
+        }
+        children(&mut out, r.children.as_ref(), "", &at);
         out
     }
 
@@ -940,7 +1049,7 @@ impl Validator<'_> {
         dbs: &BTreeMap<String, DatabaseSpec>,
     ) -> Option<Subject> {
         let line = self.lines.line_of(raw.span().start);
-        let s = raw.into_inner();
+        let mut s = raw.into_inner();
         let sn = s.name.get_ref().clone();
         let key = |k: &str| format!("subject \"{sn}\" → {k}");
         if !is_plain_name(&sn) {
@@ -956,7 +1065,15 @@ impl Validator<'_> {
             .map_err(|m| self.err(&s.table, key("table"), m))
             .ok();
         let key_col = self.ident(&s.key, &key("key"));
-        let key_lines = self.subject_key_lines(&s);
+        let mut key_lines = self.subject_key_lines(&s);
+        let register = register::validate(
+            RawRegister::take_subject(&mut s),
+            self.lines,
+            &key,
+            &mut key_lines,
+        )
+        .map_err(|p| self.problems.extend(p))
+        .ok();
         let find = self.find(s.identify, s.via, line, &key);
         let erase = self.erase(&s.erase, s.anonymize, s.keep_reason, key_col.as_ref(), &key);
         Some(Subject {
@@ -966,6 +1083,7 @@ impl Validator<'_> {
             key: key_col?,
             find: find?,
             erase: erase?,
+            register: register?,
             line,
             key_lines,
         })

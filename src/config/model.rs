@@ -5,6 +5,7 @@ use super::dialect::Dialect;
 use super::filter::Filter;
 use super::ident::{Ident, TableName};
 use super::period::Period;
+use super::register::Register;
 use super::strategy::Strategy;
 use super::subject::Subject;
 use chrono_tz::Tz;
@@ -510,6 +511,23 @@ pub struct KeepWhile {
     pub after: Period,
 }
 
+/// Rows of another table that belong to a rule's record (notes of an applicant, lines of
+/// an order): acted on in the same transaction as their parent, before it, each with its
+/// own audit entry — never left to an `ON DELETE CASCADE` the trail cannot see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// The child table (same database).
+    pub table: TableName,
+    /// Its column that holds the parent's key.
+    pub foreign_key: Ident,
+    /// Its own key (audit entries carry it).
+    pub key: Ident,
+    /// Its children, acted on before it.
+    pub children: Vec<Child>,
+    /// Where it is written: `children[0]`, `children[0].children[1]`.
+    pub path: String,
+}
+
 /// A legal hold: records matching `filter` in `database.table` are untouched by every
 /// rule while it lasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -588,14 +606,23 @@ pub struct Rule {
     pub batch_pause: std::time::Duration,
     /// References that keep a record alive (minimum retention).
     pub keep_while: Vec<KeepWhile>,
+    /// Related rows acted on with each record, before it (`children`).
+    pub children: Vec<Child>,
     /// The most records one pass may act on without `--confirm`.
     pub max_records: Option<u64>,
     /// The largest fraction of the table one pass may act on without `--confirm`.
     pub max_fraction: f64,
     /// Enforce, or only report.
     pub mode: Mode,
+    /// `locked = true`: once a pass has recorded the rule, a config that removes it,
+    /// shortens `expires.after` or changes its table, database, `since` or action is
+    /// refused until `retentiond rules unlock` allows one such change.
+    pub locked: bool,
     /// Its own schedule, overriding `[daemon] schedule` (with the text as written).
     pub schedule: Option<(cron::Schedule, String)>,
+    /// What the record of processing activities says about it (`purpose`, `categories`,
+    /// `data_subjects`, `recipients`, `owner`); `retentiond register` writes it.
+    pub register: Register,
     /// The line of the `[[rule]]`, to pin database problems on.
     pub line: usize,
     /// The line of each key a database check may find wrong (`table`, `key`,

@@ -65,6 +65,11 @@ pub struct RawSubject {
     pub erase: Spanned<String>,
     pub anonymize: Option<Spanned<RawAnonymize>>,
     pub keep_reason: Option<Spanned<String>>,
+    pub purpose: Option<Spanned<String>>,
+    pub categories: Option<Spanned<toml::Value>>,
+    pub data_subjects: Option<Spanned<String>>,
+    pub recipients: Option<Spanned<toml::Value>>,
+    pub owner: Option<Spanned<String>>,
 }
 
 /// `via = { subject = "...", foreign_key = "..." }`.
@@ -86,6 +91,17 @@ pub struct RawKeepWhile {
     pub foreign_key: Spanned<String>,
     pub since: Spanned<String>,
     pub after: Spanned<String>,
+}
+
+/// One `children` entry: rows of `table` whose `foreign_key` holds a parent's key, with
+/// their own `children`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChild {
+    pub table: Spanned<String>,
+    pub foreign_key: Spanned<String>,
+    pub key: Spanned<String>,
+    pub children: Option<Vec<Spanned<RawChild>>>,
 }
 
 /// `[daemon]`.
@@ -130,9 +146,16 @@ pub struct RawRule {
     pub batch_pause: Option<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub keep_while: Option<Vec<Spanned<RawKeepWhile>>>,
+    pub children: Option<Vec<Spanned<RawChild>>>,
     pub max_records: Option<Spanned<i64>>,
     pub max_fraction: Option<Spanned<toml::Value>>,
     pub mode: Option<Spanned<String>>,
+    pub locked: Option<Spanned<bool>>,
+    pub purpose: Option<Spanned<String>>,
+    pub categories: Option<Spanned<toml::Value>>,
+    pub data_subjects: Option<Spanned<String>>,
+    pub recipients: Option<Spanned<toml::Value>>,
+    pub owner: Option<Spanned<String>>,
 }
 
 /// `expires = { since = "...", after = "..." }`.

@@ -4,6 +4,7 @@
 //! all (`keep`, with the law that says so).
 
 use super::ident::{Ident, TableName};
+use super::register::Register;
 use super::strategy::Strategy;
 use std::collections::BTreeMap;
 
@@ -22,6 +23,9 @@ pub struct Subject {
     pub find: Find,
     /// What an erasure does here.
     pub erase: Erase,
+    /// What the record of processing activities says about this table's data (`purpose`,
+    /// `categories`, `data_subjects`, `recipients`, `owner`).
+    pub register: Register,
     /// The line of the `[[subject]]`.
     pub line: usize,
     /// The line of each key as written (`table`, `key`, `identify.ATTR`, `via`, …).

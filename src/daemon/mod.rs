@@ -361,6 +361,12 @@ impl Daemon<'_> {
         if new.daemon.metrics_listen != self.config.daemon.metrics_listen {
             return Err("daemon.metrics_listen changed; that needs a restart".into());
         }
+        if let Some(refused) = crate::engine::rule_history::refused(&new, &self.state)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Err(refused.to_string());
+        }
         let prepared = prepare(&new, &[]).await.map_err(|e| e.to_string())?;
         prepared.close().await;
         Ok(new)

@@ -375,6 +375,67 @@ fn problem(key: &str, message: String) -> SchemaProblem {
     }
 }
 
+/// How a rule's `children` entry maps onto its table, as established by [`check_child`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildShape {
+    /// How its keys are read and bound.
+    pub key: KeyKind,
+    /// The key is a MySQL/MariaDB `… UNSIGNED` integer.
+    pub key_unsigned: bool,
+    /// For an anonymizing rule: its strategies for the columns this table has (a child row
+    /// is anonymized where it holds the same kind of data; its other columns stay).
+    pub anonymized: Vec<(Ident, Strategy)>,
+}
+
+/// Checks a rule's `children` entry against its table: the key (unique, NOT NULL,
+/// readable) and the foreign key exist; for an anonymizing rule, the rule's strategies
+/// fit the columns of the same name this table has. Problems name `children[i].…`.
+pub fn check_child(
+    child: &crate::config::Child,
+    shape: Option<&TableShape>,
+    dialect: Dialect,
+    database: &str,
+    anonymize: Option<&[(Ident, Strategy)]>,
+) -> Result<ChildShape, Vec<SchemaProblem>> {
+    let prefixed = |problems: Vec<SchemaProblem>| {
+        problems
+            .into_iter()
+            .map(|p| SchemaProblem {
+                key: format!("{}.{}", child.path, p.key),
+                ..p
+            })
+            .collect::<Vec<_>>()
+    };
+    let Some(shape) = shape else {
+        return Err(prefixed(vec![missing_table(&child.table, database)]));
+    };
+    let on = On {
+        shape,
+        dialect,
+        table: &child.table,
+        database,
+    };
+    let mut problems = Vec::new();
+    let key_col = on.column(&child.key, "key", &mut problems);
+    let key = key_col.and_then(|c| on.key_kind(c, &child.key, &mut problems));
+    on.column(&child.foreign_key, "foreign_key", &mut problems);
+    let anonymized: Vec<(Ident, Strategy)> = anonymize
+        .unwrap_or_default()
+        .iter()
+        .filter(|(c, _)| shape.column(dialect, c).is_some() && *c != child.key)
+        .cloned()
+        .collect();
+    on.anonymized(&anonymized, &mut problems);
+    match (key, key_col, problems.is_empty()) {
+        (Some(key), Some(c), true) => Ok(ChildShape {
+            key,
+            key_unsigned: c.unsigned,
+            anonymized,
+        }),
+        _ => Err(prefixed(problems)),
+    }
+}
+
 /// The problem of a table that does not exist, at config key `table`.
 fn missing_table(table: &TableName, database: &str) -> SchemaProblem {
     problem(
@@ -673,6 +734,9 @@ pub struct ForeignRef {
     pub column: String,
     /// What the database does to referencing rows on delete, in words.
     pub on_delete: String,
+    /// Whether deleting a referenced record changes the referencing rows by itself
+    /// (`CASCADE`, `SET NULL`, `SET DEFAULT`): an action the audit trail would not see.
+    pub changes_rows: bool,
 }
 
 fn on_delete_words(rule: &str) -> String {
@@ -717,10 +781,15 @@ pub async fn referencing(db: &Db, table: &TableName) -> Result<Vec<ForeignRef>, 
         .into_iter()
         .map(|r| {
             let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let rule = get(2).to_ascii_uppercase();
             ForeignRef {
                 table: get(0),
                 column: get(1),
-                on_delete: on_delete_words(&get(2)),
+                on_delete: on_delete_words(&rule),
+                changes_rows: matches!(
+                    rule.as_str(),
+                    "C" | "CASCADE" | "N" | "SET NULL" | "D" | "SET DEFAULT"
+                ),
             }
         })
         .collect())

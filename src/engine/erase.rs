@@ -372,7 +372,7 @@ async fn decide(
     if part.act != Act::Delete {
         return Ok(());
     }
-    // Records that subjects reached through this one keep: they need their parent.
+    // Records that subjects reached through this one keep need their parent.
     for child in done
         .iter()
         .filter(|c| matches!(&c.subject.find, Find::Via { subject: p, .. } if *p == subject.name))
@@ -384,15 +384,12 @@ async fn decide(
         else {
             continue;
         };
+        // Only records kept for their own reason need their parent; anonymized ones do
+        // not (a reference the database declares is checked again just before deleting).
         let staying: Vec<Key> = child
             .kept
             .iter()
             .flat_map(|k| k.keys.iter().cloned())
-            .chain(match child.act {
-                // Anonymized rows stay, with their reference.
-                Act::Anonymize(_) => child.erase.clone(),
-                Act::Delete | Act::Keep => Vec::new(),
-            })
             .collect();
         if staying.is_empty() {
             continue;
@@ -827,7 +824,7 @@ async fn erase_part(
                 act.push("DELETE FROM ").push(&table).push(" WHERE ");
             } else {
                 act.push("UPDATE ").push(&table).push(" SET ");
-                super::execute::push_anonymized(
+                super::statements::push_anonymized(
                     &mut act,
                     &key,
                     shape.key_unsigned,
@@ -856,9 +853,10 @@ async fn erase_part(
                 keys: records.iter().map(|r| r.key.to_string()).collect(),
                 created_at: now_text(),
                 request: Some(job.request.to_owned()),
+                children: Vec::new(),
             };
             let n = intent.keys.len() as u64;
-            let unconfirmed = commit_audited(&sink, tx, intent, &act).await?;
+            let unconfirmed = commit_audited(&sink, tx, intent, &[(act, Some(n))]).await?;
             confirm_in(job.state, unconfirmed).await?;
             Ok(n)
         }

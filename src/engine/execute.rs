@@ -12,12 +12,13 @@
 //! A crash after 4 leaves an intent with a journal row: confirmed at the next start.
 //! See `reconcile`.
 
-use super::hasher::{is_hashed, Hasher};
+use super::hasher::Hasher;
 use super::journal;
 use super::matcher::{flag_value, Matcher, When};
 use super::outcome::{Failure, RuleOutcome, RuleStatus};
+use super::statements::{push_anonymized, Act};
 use super::wait::{sleep_or_stop, Waited};
-use crate::config::{Action, Strategy};
+use crate::config::Action;
 use crate::db::{self, Db, DbError, Record, Sql, Value};
 use crate::state::{now_text, Intent, State};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -299,15 +300,39 @@ async fn finish_batch(
         keys: records.iter().map(|r| r.key.to_string()).collect(),
         created_at: now_text(),
         request: None,
+        children: Vec::new(),
     };
     let act =
         action_sql(m, &records, ctx.hasher).map_err(|e| BatchError::fatal(Failure::Other, e))?;
+    let mut tx = tx;
+    let mut intent = intent;
+    let mut acts = Vec::new();
+    if !m.children.is_empty() {
+        let parents: Vec<Value> = records.iter().map(|r| r.key.value()).collect();
+        let children = super::children::lock(
+            &mut tx,
+            m.dialect,
+            &m.children,
+            &parents,
+            m.shape.key_unsigned,
+            &rule.action,
+            ctx.hasher,
+        )
+        .await
+        .map_err(|e| match e {
+            super::children::LockError::Db(e) => BatchError::from(e),
+            super::children::LockError::Internal(m) => BatchError::fatal(Failure::Other, m),
+        })?;
+        intent.children = children.keys;
+        acts = children.acts;
+    }
+    acts.push((act, Some(records.len() as u64)));
     let sink = Sink {
         db: ctx.db,
         state: ctx.state,
         stop: ctx.stop,
     };
-    let unconfirmed = commit_audited(&sink, tx, intent, &act).await?;
+    let unconfirmed = commit_audited(&sink, tx, intent, &acts).await?;
     Ok(Done {
         records: records.len() as u64,
         last,
@@ -327,8 +352,9 @@ pub(super) struct Sink<'a> {
 }
 
 /// Steps 2 to 4 of the protocol for a batch whose records `tx` holds locked: `intent`
-/// (the batch's keys) is made durable while `act` and the journal row are sent, and the
-/// target commits only once both are done and `act` changed exactly the intent's records.
+/// (the batch's keys) is made durable while `acts` (in order: child rows first, the
+/// records last) and the journal row are sent, and the target commits only once both are
+/// done and each act changed exactly the rows it was given (where a count is given).
 /// Returns the intent whose audit entries are still to be written (step 5), or `None` when
 /// a commit in doubt was settled (and audited) here. The one crash protocol of every
 /// action retentiond takes: retention rules and data-subject erasures alike.
@@ -336,18 +362,20 @@ pub(super) async fn commit_audited(
     sink: &Sink<'_>,
     mut tx: crate::db::Tx,
     intent: Intent,
-    act: &Sql,
+    acts: &[Act],
 ) -> Result<Option<Intent>, BatchError> {
-    let n = intent.keys.len() as u64;
     let verb = intent.action.clone();
+    let dialect = sink.db.dialect;
     let acting = async {
-        let affected = tx.execute(act).await?;
-        if affected != n {
-            return Err(BatchError::fatal(Failure::Other, format!(
-                "the {verb} statement changed {affected} records where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
-            )));
+        for (act, expected) in acts {
+            let affected = tx.execute(act).await?;
+            if let Some(n) = expected.filter(|n| *n != affected) {
+                return Err(BatchError::fatal(Failure::Other, format!(
+                    "the {verb} statement changed {affected} rows where {n} were locked; nothing was committed (is a trigger or a cascade rewriting the table?)",
+                )));
+            }
         }
-        db::journal::record(&mut tx, act.dialect(), &intent.batch_id, &intent.rule).await?;
+        db::journal::record(&mut tx, dialect, &intent.batch_id, &intent.rule).await?;
         Ok(())
     };
     let (written, acted) = tokio::join!(sink.state.write_intent(&intent), acting);
@@ -442,64 +470,6 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
     sql.key_list(&key, &keys, m.shape.key_unsigned);
     sql.push(&d.action_suffix(&key, keys.len()));
     Ok(sql)
-}
-
-/// The `SET` list of an anonymization of exactly `records`: each column to its strategy's
-/// value. `hash` hashes each record's value (read with the batch, in column order, into
-/// `Record::texts`), keeps NULL as NULL, and never hashes a value twice. Shared by rules
-/// and data-subject erasures, so both anonymize alike.
-pub(super) fn push_anonymized(
-    sql: &mut Sql,
-    key: &str,
-    key_unsigned: bool,
-    cols: &[(crate::config::Ident, Strategy)],
-    records: &[Record],
-    hasher: Option<&Hasher>,
-) -> Result<(), String> {
-    let d = sql.dialect();
-    let mut hashed = 0;
-    for (i, (col, strategy)) in cols.iter().enumerate() {
-        let c = d.ident(col);
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.push(&c).push(" = ");
-        match strategy {
-            Strategy::Null => {
-                sql.push("NULL");
-            }
-            Strategy::Replace(v) => {
-                sql.bind(Value::Text(v.clone()));
-            }
-            Strategy::Hash => {
-                let hasher = hasher.ok_or("internal: a hash strategy ran without its key")?;
-                // NULL stays NULL, and a value already hashed (the matcher's own test) is
-                // kept, not hashed twice.
-                let to_hash: Vec<(&Record, &String)> = records
-                    .iter()
-                    .filter_map(|r| match r.texts.get(hashed) {
-                        Some(Some(v)) if !is_hashed(v) => Some((r, v)),
-                        _ => None,
-                    })
-                    .collect();
-                if to_hash.is_empty() {
-                    // A CASE needs a WHEN; the column stays as it is.
-                    sql.push(&c);
-                } else {
-                    sql.push("CASE ").push(key);
-                    for (r, v) in to_hash {
-                        sql.push(" WHEN ")
-                            .bind_key(r.key.value(), key_unsigned)
-                            .push(" THEN ")
-                            .bind(Value::Text(hasher.hash(v)));
-                    }
-                    sql.push(" ELSE ").push(&c).push(" END");
-                }
-                hashed += 1;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Removes this rule's journal rows once all its batches are confirmed; they are only

@@ -1,11 +1,14 @@
 //! Turning what happened into audit entries: a committed batch's intent, or a legal hold's
-//! event, is chained and hashed here (with `audit::chain`) and handed to the state database,
-//! which appends the entries and settles the intent (or records the hold) in one
-//! transaction. The engine decides what is written; `state` only stores it.
+//! or a rule's event, is chained and hashed here (with `audit::chain`) and handed to the
+//! state database, which appends the entries and settles the intent (or records the hold or
+//! rule) in one transaction. The engine decides what is written; `state` only stores it.
 
-use super::outcome::HoldEventKind;
+use super::outcome::{HoldEventKind, RuleEventKind};
 use crate::audit::chain::{hash_of, Fields, GENESIS};
-use crate::state::{now_text, Chained, HoldSeen, Intent, Settles, State, StateError};
+use crate::state::{
+    now_text, Chained, Group, HoldSeen, Intent, RuleChange, RuleSeen, RuleUnlock, Settles, State,
+    StateError,
+};
 
 /// The fields every entry of one append shares.
 struct Shared<'a> {
@@ -26,25 +29,49 @@ async fn append(
     at: &str,
     settles: Settles<'_>,
 ) -> Result<(), StateError> {
+    append_groups(state, what, &[(what.table, what.action, keys)], at, settles).await
+}
+
+/// [`append`] for entries of several tables and verbs (a rule's child rows, then its
+/// records), chained in the order given; `what.table` and `what.action` are not used.
+async fn append_groups(
+    state: &State,
+    what: &Shared<'_>,
+    groups: &[(&str, &str, &[String])],
+    at: &str,
+    settles: Settles<'_>,
+) -> Result<(), StateError> {
     let head = state.head().await?;
     let first_link = head.as_ref().map_or(GENESIS, |h| h.hash.as_str());
-    let first_seq = head.as_ref().map_or(0, |h| h.seq) + 1;
-    let mut hashes: Vec<String> = Vec::with_capacity(keys.len());
-    for (seq, key) in (first_seq..).zip(keys) {
-        let hash = hash_of(&Fields {
-            seq,
-            at,
-            run_id: what.run_id,
-            rule: what.rule,
-            database: what.database,
-            table: what.table,
-            action: what.action,
-            key,
-            legal_basis: what.legal_basis,
-            prev_hash: hashes.last().map_or(first_link, String::as_str),
-            request: what.request,
+    let mut seq = head.as_ref().map_or(0, |h| h.seq);
+    let mut link = first_link.to_owned();
+    let mut chained_groups = Vec::with_capacity(groups.len());
+    for (table, action, keys) in groups {
+        let mut hashes: Vec<String> = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            seq += 1;
+            let hash = hash_of(&Fields {
+                seq,
+                at,
+                run_id: what.run_id,
+                rule: what.rule,
+                database: what.database,
+                table,
+                action,
+                key,
+                legal_basis: what.legal_basis,
+                prev_hash: &link,
+                request: what.request,
+            });
+            link.clone_from(&hash);
+            hashes.push(hash);
+        }
+        chained_groups.push(Group {
+            table,
+            action,
+            keys,
+            hashes,
         });
-        hashes.push(hash);
     }
     let chained = Chained {
         after: head.as_ref(),
@@ -53,12 +80,9 @@ async fn append(
         run_id: what.run_id,
         rule: what.rule,
         database: what.database,
-        table: what.table,
-        action: what.action,
         legal_basis: what.legal_basis,
         request: what.request,
-        keys,
-        hashes: &hashes,
+        groups: &chained_groups,
     };
     state.append(&chained, settles).await
 }
@@ -79,14 +103,13 @@ pub async fn confirm(state: &State, intent: &Intent) -> Result<(), StateError> {
         legal_basis: &intent.legal_basis,
         request: intent.request.as_deref(),
     };
-    append(
-        state,
-        &what,
-        &intent.keys,
-        at,
-        Settles::Intent(&intent.batch_id),
-    )
-    .await
+    let mut groups: Vec<(&str, &str, &[String])> = intent
+        .children
+        .iter()
+        .map(|c| (c.table.as_str(), c.action.as_str(), c.keys.as_slice()))
+        .collect();
+    groups.push((&intent.table, &intent.action, &intent.keys));
+    append_groups(state, &what, &groups, at, Settles::Intent(&intent.batch_id)).await
 }
 
 /// A legal hold began, changed or ended: one entry (its key is the fingerprint of the
@@ -112,6 +135,66 @@ pub async fn hold_event(
         std::slice::from_ref(&seen.fingerprint),
         &now_text(),
         Settles::Hold(seen),
+    )
+    .await
+}
+
+/// The `legal_basis` of rule-history entries: they record a change of the rules
+/// themselves, not an action on a record.
+pub const RULE_HISTORY: &str = "rule history";
+
+/// A rule started, changed or ended: one entry (its key is the fingerprint of the rule's
+/// enforced definition, never its text) and the rule's new state and version, atomically.
+pub async fn rule_event(
+    state: &State,
+    run_id: &str,
+    change: &RuleChange,
+    event: RuleEventKind,
+) -> Result<(), StateError> {
+    let seen = &change.seen;
+    let what = Shared {
+        run_id,
+        rule: &seen.name,
+        database: &seen.database,
+        table: &seen.table,
+        action: event.as_str(),
+        legal_basis: RULE_HISTORY,
+        request: None,
+    };
+    append(
+        state,
+        &what,
+        std::slice::from_ref(&seen.fingerprint),
+        &seen.changed_at,
+        Settles::Rule(change),
+    )
+    .await
+}
+
+/// An operator unlocked a locked rule for one change: one `rule-unlock` entry (its key is
+/// the fingerprint of the version unlocked; the reason stays in the state database, as it
+/// may name people) and the unlock, atomically.
+pub async fn rule_unlock(
+    state: &State,
+    run_id: &str,
+    seen: &RuleSeen,
+    unlock: &RuleUnlock,
+) -> Result<(), StateError> {
+    let what = Shared {
+        run_id,
+        rule: &seen.name,
+        database: &seen.database,
+        table: &seen.table,
+        action: "rule-unlock",
+        legal_basis: RULE_HISTORY,
+        request: None,
+    };
+    append(
+        state,
+        &what,
+        std::slice::from_ref(&unlock.fingerprint),
+        &unlock.unlocked_at,
+        Settles::RuleUnlock(unlock),
     )
     .await
 }

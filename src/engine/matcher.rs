@@ -63,6 +63,19 @@ pub struct Matcher<'a> {
     /// Other rules with the same action on the same table and a longer retention: a
     /// record they still keep is kept (the longer retention wins).
     pub rivals: Vec<(&'a Rule, SinceKind)>,
+    /// The rule's `children`, bound to their tables: acted on with each batch, first.
+    pub children: Vec<ChildPlan<'a>>,
+}
+
+/// One `children` entry bound to its table's shape (see `prepare`).
+#[derive(Debug, Clone)]
+pub struct ChildPlan<'a> {
+    /// The entry.
+    pub child: &'a crate::config::Child,
+    /// Its table's key and the strategies that apply there.
+    pub shape: crate::db::schema::ChildShape,
+    /// Its own children.
+    pub children: Vec<ChildPlan<'a>>,
 }
 
 /// The moment a rule is evaluated at, with every cutoff it needs.

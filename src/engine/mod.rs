@@ -1,11 +1,13 @@
 //! Enforcement: which records each rule matches ([`matcher`], [`plan`]), checking rules
 //! against their tables ([`prepare`]), acting in audited batches ([`execute`]), writing
 //! what happened to the trail ([`journal`]), settling batches a crash left in doubt
-//! ([`reconcile`]), legal holds over time ([`holds`]), `[[subject]]`s against their tables
+//! ([`reconcile`]), legal holds over time ([`holds`]), rules over time and their locks
+//! ([`rule_history`]), `[[subject]]`s against their tables
 //! ([`subjects`]), where a person's records are for a request ([`find`]), and the whole pass
 //! ([`pass`]). What a pass did is [`outcome`]: the engine owns it; reports and metrics
 //! read it.
 
+pub mod children;
 pub mod erase;
 pub mod execute;
 pub mod find;
@@ -19,5 +21,7 @@ pub mod plan;
 pub mod prepare;
 pub mod reconcile;
 pub mod requests;
+pub mod rule_history;
+pub mod statements;
 pub mod subjects;
 pub mod wait;

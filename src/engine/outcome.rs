@@ -100,6 +100,53 @@ pub struct HoldEvent {
     pub event: HoldEventKind,
 }
 
+/// What happened to a rule at a pass (also written to the audit trail, as `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuleEventKind {
+    /// The rule came into the config (or back into it).
+    #[serde(rename = "rule-start")]
+    Start,
+    /// Its enforced definition changed (its fingerprint).
+    #[serde(rename = "rule-change")]
+    Change,
+    /// It left the config.
+    #[serde(rename = "rule-end")]
+    End,
+}
+
+impl RuleEventKind {
+    /// The audit trail's verb: `rule-start`, `rule-change`, `rule-end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleEventKind::Start => "rule-start",
+            RuleEventKind::Change => "rule-change",
+            RuleEventKind::End => "rule-end",
+        }
+    }
+}
+
+impl fmt::Display for RuleEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A rule that started, changed or ended at a pass (also written to the audit trail), with
+/// what it says since, so the report can tell management what the promise now is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleEvent {
+    /// The rule.
+    pub rule: String,
+    /// What happened to it.
+    pub event: RuleEventKind,
+    /// The fingerprint of its definition (for an end: of its last version).
+    pub fingerprint: String,
+    /// Its action (`delete`, `anonymize`, `flag`).
+    pub action: String,
+    /// Its `expires.after` (`7 years`).
+    pub after: String,
+}
+
 /// How a whole pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,6 +253,13 @@ pub struct RunSummary {
     /// Legal holds that began, changed or ended at this pass.
     #[serde(default)]
     pub hold_events: Vec<HoldEvent>,
+    /// Rules that started, changed or ended at this pass.
+    #[serde(default)]
+    pub rule_events: Vec<RuleEvent>,
+    /// When a rule last started, changed or ended, per the trail (RFC 3339 UTC): the date
+    /// the rules, the organisation's promises, last changed.
+    #[serde(default)]
+    pub rules_changed_at: Option<String>,
     /// Entries in the audit trail after the pass.
     pub audit_entries: i64,
     /// The trail's head hash after the pass (anchors the trail).

@@ -133,6 +133,12 @@ pub async fn run_prepared(
     state.close_interrupted_runs().await?;
     let reconciled = reconcile(config, state).await?;
     clean_old_journal_rows(&prepared, state).await;
+    // Under the pass lock: an unlock another process used up since the command checked
+    // the config cannot let a locked rule change here.
+    if let Some(refused) = super::rule_history::refused(config, state).await? {
+        prepared.close().await;
+        return Err(refused.into());
+    }
     let hasher = if needs_hasher(config) {
         Some(Hasher::load_or_create(&config.daemon.state_dir).map_err(PassError::Other)?)
     } else {
@@ -158,6 +164,7 @@ pub async fn run_prepared(
     let _enter = span.enter();
     tracing::info!(rules = prepared.rules.len(), "pass started");
     let hold_events = super::holds::sync(config, state, &run_id, started).await?;
+    let rule_events = super::rule_history::sync(config, state, &run_id).await?;
     let batch_counter = AtomicU64::new(0);
     let mut outcomes = Vec::new();
     // Once an intent or an audit entry could not be written, no further batch may act in
@@ -218,6 +225,8 @@ pub async fn run_prepared(
         rules: outcomes,
         reconciled,
         hold_events,
+        rule_events,
+        rules_changed_at: state.rules_changed_at().await?,
         audit_entries,
         audit_head,
         anchored_in: Vec::new(),

@@ -5,9 +5,10 @@
 //! [`crate::engine::subjects`]). Any mismatch is a config error (exit 78, nothing
 //! touched); an unreachable database only fails its own rules.
 
-use crate::config::{Config, ConfigError, ConfigProblem, Ident, Rule, TableName};
-use crate::db::schema::{self, SchemaProblem, Shapes, TableShape};
+use crate::config::{Action, Child, Config, ConfigError, ConfigProblem, Ident, Rule, TableName};
+use crate::db::schema::{self, ChildShape, SchemaProblem, Shapes, TableShape};
 use crate::db::{Db, DbError, Dialect, SinceKind, Sql};
+use crate::engine::children::ChildPlan;
 use crate::engine::matcher::{Matcher, RivalIndex};
 use crate::engine::subjects::check_subjects;
 use std::collections::{BTreeMap, HashMap};
@@ -287,6 +288,10 @@ async fn matcher<'a>(
             });
         }
     }
+    let children = child_plans(db, catalog, rule, &mut problems).await?;
+    if rule.action == Action::Delete {
+        unaudited_cascades(db, rule, &mut problems).await?;
+    }
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
@@ -297,6 +302,7 @@ async fn matcher<'a>(
         holds,
         keeps,
         rivals,
+        children,
     };
     // The whole condition, as it will run, must parse too.
     if let Some(when) = m.when(chrono::Utc::now(), config.daemon.timezone) {
@@ -310,6 +316,94 @@ async fn matcher<'a>(
         }
     }
     Ok(Ok(m))
+}
+
+/// Every `children` entry of `rule`, depth first, with its parent's path.
+fn flatten<'a>(list: &'a [Child], out: &mut Vec<&'a Child>) {
+    for c in list {
+        out.push(c);
+        flatten(&c.children, out);
+    }
+}
+
+/// The rule's `children` bound to their tables (see `schema::check_child`); problems at
+/// `children[i].…`.
+async fn child_plans<'a>(
+    db: &Db,
+    catalog: &mut Catalog<'_>,
+    rule: &'a Rule,
+    problems: &mut Vec<SchemaProblem>,
+) -> Result<Vec<ChildPlan<'a>>, DbError> {
+    let mut all = Vec::new();
+    flatten(&rule.children, &mut all);
+    let anonymize = match &rule.action {
+        Action::Anonymize(cols) => Some(cols.as_slice()),
+        Action::Delete | Action::Flag { .. } => None,
+    };
+    let mut shapes: HashMap<&str, ChildShape> = HashMap::new();
+    for child in all {
+        let table = catalog.describe(db, &child.table).await?;
+        match schema::check_child(child, table.as_ref(), db.dialect, &rule.database, anonymize) {
+            Ok(shape) => {
+                shapes.insert(child.path.as_str(), shape);
+            }
+            Err(p) => problems.extend(p),
+        }
+    }
+    fn build<'a>(list: &'a [Child], shapes: &HashMap<&str, ChildShape>) -> Vec<ChildPlan<'a>> {
+        list.iter()
+            .filter_map(|c| {
+                shapes.get(c.path.as_str()).map(|shape| ChildPlan {
+                    child: c,
+                    shape: shape.clone(),
+                    children: build(&c.children, shapes),
+                })
+            })
+            .collect()
+    }
+    Ok(build(&rule.children, &shapes))
+}
+
+/// A deleting rule must not leave rows to the database's `ON DELETE CASCADE` or
+/// `SET NULL`: they would change without an audit entry. Every such foreign key into the
+/// rule's table (or into a child table) must be named by a `children` entry (or, for the
+/// rule's table, a `keep_while`); otherwise a problem at the table's key.
+async fn unaudited_cascades(
+    db: &Db,
+    rule: &Rule,
+    problems: &mut Vec<SchemaProblem>,
+) -> Result<(), DbError> {
+    let mut tables: Vec<(&TableName, &[Child], String)> =
+        vec![(&rule.table, &rule.children, "table".to_owned())];
+    let mut all = Vec::new();
+    flatten(&rule.children, &mut all);
+    for c in all {
+        tables.push((&c.table, &c.children, format!("{}.table", c.path)));
+    }
+    for (table, children, key) in tables {
+        for r in schema::referencing(db, table).await? {
+            if !r.changes_rows || r.table.eq_ignore_ascii_case(table.name.as_str()) {
+                continue;
+            }
+            let named = |t: &TableName, fk: &Ident| {
+                t.name.as_str().eq_ignore_ascii_case(&r.table)
+                    && fk.as_str().eq_ignore_ascii_case(&r.column)
+            };
+            let covered = children.iter().any(|c| named(&c.table, &c.foreign_key))
+                || (key == "table"
+                    && rule
+                        .keep_while
+                        .iter()
+                        .any(|k| named(&k.table, &k.foreign_key)));
+            if !covered {
+                problems.push(problem(&key, format!(
+                    "table '{table}' is referenced by {}.{} with {}: deleting a record would change those rows without an audit entry. Name them, so that each gets its own entry: children = [{{ table = \"{}\", foreign_key = \"{}\", key = \"…\" }}] (or keep the record while they refer to it, with keep_while)",
+                    r.table, r.column, r.on_delete, r.table, r.column
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn rivals<'a>(

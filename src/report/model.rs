@@ -3,10 +3,11 @@
 //! Holds counts, rule names and explanations — never a record's values.
 
 use super::chart::{trend_svg, Series};
-use super::locale::{date_time, duration, number, words, Words};
-use crate::config::{ActionKind, Language};
+use super::locale::{date_time, duration, number, period, words, Words};
+use crate::config::{ActionKind, Language, Period};
 use crate::engine::outcome::{
-    Failure, HeldCount, HoldEvent, Reconciled, RuleOutcome, RuleStatus, RunSummary,
+    Failure, HeldCount, HoldEvent, Reconciled, RuleEvent, RuleEventKind, RuleOutcome, RuleStatus,
+    RunSummary,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -78,6 +79,24 @@ pub struct RuleRow {
     pub status_label: String,
 }
 
+/// A rule that started, changed or ended at the pass, in the reader's words: management
+/// sees when the organisation's promises changed, and what they say now.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleChangeRow {
+    /// The rule.
+    pub rule: String,
+    /// `rule-start`, `rule-change`, `rule-end`.
+    pub event: RuleEventKind,
+    /// The event in the reader's words.
+    pub event_label: String,
+    /// The fingerprint of the version (as in the audit trail).
+    pub fingerprint: String,
+    /// What the rule does (since the event), in the reader's words.
+    pub action_label: String,
+    /// Its retention period, in the reader's words.
+    pub after: String,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -107,6 +126,12 @@ pub struct Report {
     pub trend: BTreeMap<String, Vec<u64>>,
     /// Hold events of this pass.
     pub hold_events: Vec<HoldEvent>,
+    /// Rules that started, changed or ended at this pass.
+    pub rule_events: Vec<RuleChangeRow>,
+    /// When the rules last changed (RFC 3339 UTC), per the trail.
+    pub rules_changed_at: Option<String>,
+    /// The same in the reader's words and timezone.
+    pub rules_changed: Option<String>,
     /// Data-subject requests open when the report was made: (open, overdue).
     pub requests: Option<(usize, usize)>,
     /// Batches settled from an interrupted pass.
@@ -156,6 +181,29 @@ fn action_label(action: ActionKind, w: &Words) -> &'static str {
         ActionKind::Delete => w.deleted,
         ActionKind::Anonymize => w.anonymized,
         ActionKind::Flag => w.flagged,
+    }
+}
+
+/// A rule event of the pass in the reader's words.
+fn rule_change_row(e: &RuleEvent, w: &Words, lang: Language) -> RuleChangeRow {
+    let action = match e.action.as_str() {
+        "delete" => Some(ActionKind::Delete),
+        "anonymize" => Some(ActionKind::Anonymize),
+        "flag" => Some(ActionKind::Flag),
+        _ => None,
+    };
+    RuleChangeRow {
+        rule: e.rule.clone(),
+        event: e.event,
+        event_label: match e.event {
+            RuleEventKind::Start => w.rule_start,
+            RuleEventKind::Change => w.rule_change,
+            RuleEventKind::End => w.rule_end,
+        }
+        .to_owned(),
+        fingerprint: e.fingerprint.clone(),
+        action_label: action.map_or_else(|| e.action.clone(), |a| action_label(a, w).to_owned()),
+        after: Period::parse(&e.after).map_or_else(|_| e.after.clone(), |p| period(p, lang)),
     }
 }
 
@@ -359,6 +407,17 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
         trend_days: days.iter().map(|d| d.to_string()).collect(),
         trend,
         hold_events: summary.hold_events.clone(),
+        rule_events: summary
+            .rule_events
+            .iter()
+            .map(|e| rule_change_row(e, w, lang))
+            .collect(),
+        rules_changed_at: summary.rules_changed_at.clone(),
+        rules_changed: summary
+            .rules_changed_at
+            .as_deref()
+            .and_then(parse_time)
+            .map(|t| date_time(t, tz, lang)),
         requests: None,
         reconciled: summary.reconciled.clone(),
         audit_entries: summary.audit_entries,

@@ -29,6 +29,7 @@ struct Labels {
     would: &'static str,
     deferred: &'static str,
     holds: &'static str,
+    rules: &'static str,
     trail: &'static str,
     entries: &'static str,
     settled: &'static str,
@@ -56,6 +57,7 @@ const EN: Labels = Labels {
     would: "would act on",
     deferred: "busy (locked by another transaction), left for the next pass",
     holds: "Legal holds",
+    rules: "Rule history",
     trail: "Audit trail",
     entries: "entries, head hash",
     settled: "Settled from an interrupted pass",
@@ -84,6 +86,7 @@ const NL: Labels = Labels {
     would: "zou behandelen",
     deferred: "bezet (vergrendeld door een andere transactie), voor de volgende doorloop",
     holds: "Juridische blokkeringen",
+    rules: "Geschiedenis van de regels",
     trail: "Audittrail",
     entries: "regels, laatste hash",
     settled: "Afgehandeld uit een onderbroken doorloop",
@@ -187,6 +190,9 @@ pub fn text(s: &RunSummary, lang: Language) -> String {
     }
     for e in &s.hold_events {
         let _ = writeln!(o, "{}: {} {}", l.holds, e.hold, e.event);
+    }
+    for e in &s.rule_events {
+        let _ = writeln!(o, "{}: {} {} ({})", l.rules, e.rule, e.event, e.fingerprint);
     }
     for u in &s.reconciled.unresolved {
         let _ = writeln!(o, "{}: {u}", l.unresolved);

@@ -29,14 +29,32 @@ pub struct Intent {
     pub created_at: String,
     /// The data-subject request an erasure batch acts under; `None` for a rule's batch.
     pub request: Option<String>,
+    /// The rule's related rows the batch acts on too, before `keys`, in that order.
+    pub children: Vec<ChildKeys>,
+}
+
+/// Related rows (a rule's `children`) of one table that a batch acts on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChildKeys {
+    /// The child table.
+    pub table: String,
+    /// The action verb.
+    pub action: String,
+    /// The rows' keys.
+    pub keys: Vec<String>,
 }
 
 impl State {
     /// Writes an intent durably (fsync) before the target database commits.
     pub async fn write_intent(&self, i: &Intent) -> Result<(), StateError> {
         let keys = serde_json::to_string(&i.keys).map_err(StateError::io)?;
+        let children = if i.children.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&i.children).map_err(StateError::io)?)
+        };
         let mut conn = self.pool.acquire().await?;
-        let written = insert_intent(&mut conn, i, &keys).await;
+        let written = insert_intent(&mut conn, i, &keys, children.as_deref()).await;
         if written.is_err() {
             // Never hand a connection a failed write may have left mid-transaction back to
             // the pool: every later write on it would fail too.
@@ -56,7 +74,7 @@ impl State {
 
     /// Intents whose outcome is not yet known (after a crash or a lost connection).
     pub async fn pending(&self) -> Result<Vec<Intent>, StateError> {
-        let rows = sqlx::query("SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request FROM pending ORDER BY created_at, batch_id")
+        let rows = sqlx::query("SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children FROM pending ORDER BY created_at, batch_id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -73,6 +91,10 @@ impl State {
                     keys: serde_json::from_str(&keys).map_err(StateError::io)?,
                     created_at: r.try_get(8)?,
                     request: r.try_get(9)?,
+                    children: match r.try_get::<Option<String>, _>(10)? {
+                        Some(c) => serde_json::from_str(&c).map_err(StateError::io)?,
+                        None => Vec::new(),
+                    },
                 })
             })
             .collect()
@@ -84,12 +106,13 @@ async fn insert_intent(
     conn: &mut sqlx::SqliteConnection,
     i: &Intent,
     keys: &str,
+    children: Option<&str>,
 ) -> Result<(), StateError> {
     // Whatever an append left on this connection: an intent is always fsynced.
     sqlx::query("PRAGMA synchronous = FULL")
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+    sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
         .bind(&i.batch_id)
         .bind(&i.run_id)
         .bind(&i.rule)
@@ -100,6 +123,7 @@ async fn insert_intent(
         .bind(keys)
         .bind(&i.created_at)
         .bind(&i.request)
+        .bind(children)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -2,20 +2,23 @@
 //! Opened with full fsync, because the audit invariant rests on an intent being on disk
 //! before the target database commits. One submodule per thing it keeps: [`runs`] (the
 //! run history), [`intents`] (batches in flight), [`trail`] (the audit entries' storage),
-//! [`holds`] (holds as last seen), [`outbox`] (reports waiting to be mailed), [`requests`]
+//! [`holds`] (holds as last seen), [`rules`] (rules as last seen, their versions and
+//! unlocks), [`outbox`] (reports waiting to be mailed), [`requests`]
 //! (the register of data-subject requests).
 
 pub mod holds;
 pub mod intents;
 pub mod outbox;
 pub mod requests;
+pub mod rules;
 pub mod runs;
 pub mod trail;
 
 pub use holds::HoldSeen;
-pub use intents::Intent;
+pub use intents::{ChildKeys, Intent};
+pub use rules::{RuleChange, RuleEntry, RuleSeen, RuleUnlock, RuleVersion};
 pub use runs::RunRow;
-pub use trail::{Chained, Head, Settles};
+pub use trail::{Chained, Group, Head, Settles};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -89,6 +92,33 @@ CREATE TABLE IF NOT EXISTS holds_seen (
     tbl TEXT NOT NULL,
     active INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rules_seen (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    database TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    locked INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    changed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_versions (
+    name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    PRIMARY KEY (name, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS rule_unlocks (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    unlocked_at TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    used_at TEXT,
+    used_by TEXT
+);
 CREATE TABLE IF NOT EXISTS mail_outbox (
     run_id TEXT PRIMARY KEY,
     queued_at TEXT NOT NULL
@@ -118,7 +148,8 @@ CREATE TABLE IF NOT EXISTS pending (
     legal_basis TEXT NOT NULL,
     keys TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    request TEXT
+    request TEXT,
+    children TEXT
 );
 CREATE TABLE IF NOT EXISTS request_outcomes (
     request TEXT NOT NULL,
@@ -135,9 +166,10 @@ CREATE TABLE IF NOT EXISTS request_outcomes (
 /// Columns later schema versions added to tables that existed before them: (version,
 /// table, column, declaration). [`State::migrate`] adds the ones an older database lacks,
 /// so that an upgraded retentiond reads and extends the trail it already has.
-const ADDED_COLUMNS: [(i64, &str, &str, &str); 2] = [
+const ADDED_COLUMNS: [(i64, &str, &str, &str); 3] = [
     (2, "audit", "request", "TEXT"),
     (2, "pending", "request", "TEXT"),
+    (2, "pending", "children", "TEXT"),
 ];
 
 /// The state schema this build writes (`PRAGMA user_version`). 0 is a database from before

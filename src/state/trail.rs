@@ -15,8 +15,10 @@ pub struct Head {
     pub hash: String,
 }
 
-/// Entries to append: the fields a batch shares, and per entry its key and hash. Entry `i`
-/// gets `seq = after.seq + 1 + i` and links to entry `i - 1` (the first to `after`).
+/// Entries to append: the fields a batch shares, and per group (a table and its verb) the
+/// entries' keys and hashes. The entries are numbered and linked in order, group after
+/// group: entry `i` gets `seq = after.seq + 1 + i` and links to entry `i - 1` (the first to
+/// `after`).
 #[derive(Debug)]
 pub struct Chained<'a> {
     /// The head these entries were chained to; the append fails if the trail moved since.
@@ -31,18 +33,25 @@ pub struct Chained<'a> {
     pub rule: &'a str,
     /// The database's config name.
     pub database: &'a str,
-    /// The table.
-    pub table: &'a str,
-    /// The trail's verb.
-    pub action: &'a str,
     /// The legal basis.
     pub legal_basis: &'a str,
     /// The data-subject request an erasure acted under; `None` for rules and holds.
     pub request: Option<&'a str>,
+    /// The entries, by table and verb (a rule's child rows, then its records).
+    pub groups: &'a [Group<'a>],
+}
+
+/// Entries of one table and verb.
+#[derive(Debug)]
+pub struct Group<'a> {
+    /// The table.
+    pub table: &'a str,
+    /// The trail's verb.
+    pub action: &'a str,
     /// One key per entry.
     pub keys: &'a [String],
     /// One hash per entry, in the same order.
-    pub hashes: &'a [String],
+    pub hashes: Vec<String>,
 }
 
 /// What else the append settles, in the same transaction.
@@ -52,6 +61,10 @@ pub enum Settles<'a> {
     Intent(&'a str),
     /// A hold's new state: this event was recorded.
     Hold(&'a HoldSeen),
+    /// A rule's new state and version: its start, change or end was recorded.
+    Rule(&'a super::RuleChange),
+    /// An operator's unlock of a locked rule: its `rule-unlock` entry was recorded.
+    RuleUnlock(&'a super::RuleUnlock),
 }
 
 /// Entries per INSERT statement: 4 bound values each, plus 8 shared (SQLite allows 32,766).
@@ -146,6 +159,8 @@ async fn append_on(
                 .await?;
         }
         Settles::Hold(seen) => super::holds::upsert(&mut tx, seen).await?,
+        Settles::Rule(change) => super::rules::record(&mut tx, change, entries.run_id).await?,
+        Settles::RuleUnlock(u) => super::rules::unlock(&mut tx, u, entries.run_id).await?,
     }
     tx.commit().await?;
     Ok(())
@@ -167,51 +182,53 @@ async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, St
 /// The multi-row INSERTs and the new head. The fields every entry of a batch shares are
 /// bound once per statement; each row binds only its `seq`, `key`, `hash` and `prev_hash`.
 async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), StateError> {
-    if e.keys.len() != e.hashes.len() {
-        return Err(StateError::Io(format!(
-            "internal: {} keys but {} hashes to append",
-            e.keys.len(),
-            e.hashes.len()
-        )));
-    }
     let mut seq = e.after.map_or(0, |h| h.seq);
     let mut link = e.first_link;
-    for (keys, hashes) in e
-        .keys
-        .chunks(INSERT_CHUNK)
-        .zip(e.hashes.chunks(INSERT_CHUNK))
-    {
-        // Anonymous placeholders only: sqlx looks each numbered one up by name, which is
-        // quadratic in their number.
-        let mut q = String::with_capacity(256 + keys.len() * 14);
-        q.push_str("WITH shared (at, run_id, rule, database, tbl, action, legal_basis, request) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?)) INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, request) SELECT rows.column1, at, run_id, rule, database, tbl, action, rows.column2, legal_basis, rows.column3, rows.column4, request FROM shared, (VALUES ");
-        for i in 0..keys.len() {
-            q.push_str(if i == 0 {
-                "(?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?)"
-            });
+    for group in e.groups {
+        if group.keys.len() != group.hashes.len() {
+            return Err(StateError::Io(format!(
+                "internal: {} keys but {} hashes to append",
+                group.keys.len(),
+                group.hashes.len()
+            )));
         }
-        q.push_str(") AS rows");
-        let mut query = sqlx::query(&q)
-            .bind(e.at)
-            .bind(e.run_id)
-            .bind(e.rule)
-            .bind(e.database)
-            .bind(e.table)
-            .bind(e.action)
-            .bind(e.legal_basis)
-            .bind(e.request);
-        for (key, hash) in keys.iter().zip(hashes) {
-            seq += 1;
-            query = query
-                .bind(seq)
-                .bind(key.as_str())
-                .bind(hash.as_str())
-                .bind(link);
-            link = hash.as_str();
+        for (keys, hashes) in group
+            .keys
+            .chunks(INSERT_CHUNK)
+            .zip(group.hashes.chunks(INSERT_CHUNK))
+        {
+            // Anonymous placeholders only: sqlx looks each numbered one up by name, which
+            // is quadratic in their number.
+            let mut q = String::with_capacity(256 + keys.len() * 14);
+            q.push_str("WITH shared (at, run_id, rule, database, tbl, action, legal_basis, request) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?)) INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, request) SELECT rows.column1, at, run_id, rule, database, tbl, action, rows.column2, legal_basis, rows.column3, rows.column4, request FROM shared, (VALUES ");
+            for i in 0..keys.len() {
+                q.push_str(if i == 0 {
+                    "(?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?)"
+                });
+            }
+            q.push_str(") AS rows");
+            let mut query = sqlx::query(&q)
+                .bind(e.at)
+                .bind(e.run_id)
+                .bind(e.rule)
+                .bind(e.database)
+                .bind(group.table)
+                .bind(group.action)
+                .bind(e.legal_basis)
+                .bind(e.request);
+            for (key, hash) in keys.iter().zip(hashes) {
+                seq += 1;
+                query = query
+                    .bind(seq)
+                    .bind(key.as_str())
+                    .bind(hash.as_str())
+                    .bind(link);
+                link = hash.as_str();
+            }
+            query.execute(&mut *tx).await?;
         }
-        query.execute(&mut *tx).await?;
     }
     sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
         .bind(seq)

@@ -201,6 +201,7 @@ async fn erase_jane(db: &TestDb, id: &str) {
             keys: keys.into_iter().map(str::to_owned).collect(),
             created_at: retentiond::state::now_text(),
             request: Some(id.to_owned()),
+            children: Vec::new(),
         };
         state.write_intent(&intent).await.expect("intent");
         retentiond::engine::journal::confirm(&state, &intent)

@@ -4,6 +4,7 @@
 use crate::helpers::{run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use retentiond::state::State;
 
+/// A trail of six: the rule's `rule-start` (entry 1), then five deletions (2 to 6).
 async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
     let db = TestDb::new(Kind::Sqlite).await?;
     db.exec(
@@ -23,8 +24,8 @@ async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
     run(&config, &["run", "--once"]).assert_code(0);
     let r = run(&config, &["audit", "verify"]);
     r.assert_code(0);
-    if !r.stdout.contains("5 entries") {
-        r.fail("audit verify does not count 5 entries");
+    if !r.stdout.contains("6 entries") {
+        r.fail("audit verify does not count 6 entries (a rule-start and 5 deletions)");
     }
     Some((db, config))
 }
@@ -78,8 +79,8 @@ async fn verify_notices_entries_cut_from_the_end() {
     let Some((db, config)) = trail_of_five().await else {
         return;
     };
-    tamper(&db, "DELETE FROM audit WHERE seq = 5").await;
-    broken_at(&config, 5);
+    tamper(&db, "DELETE FROM audit WHERE seq = 6").await;
+    broken_at(&config, 6);
 }
 
 #[tokio::test]
@@ -104,7 +105,7 @@ async fn export_filters_by_time_and_writes_csv_with_a_header() {
         lines[0],
         "seq,at,run_id,rule,database,table,action,key,legal_basis,hash,prev_hash,request"
     );
-    assert_eq!(lines.len(), 6);
+    assert_eq!(lines.len(), 7, "a header, the rule-start and 5 deletions");
     let r = run(&config, &["audit", "export", "--until", "2000-01-01"]);
     r.assert_code(0);
     assert_eq!(r.stdout, "", "nothing before 2000-01-01");

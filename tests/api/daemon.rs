@@ -328,7 +328,8 @@ async fn the_metrics_endpoint_answers_with_the_counters() {
         "retentiond_passes_total",
         "retentiond_last_success_timestamp_seconds",
         "retentiond_last_pass_duration_seconds",
-        "retentiond_audit_entries 5",
+        // 5 deletions and the rule's rule-start.
+        "retentiond_audit_entries 6",
     ] {
         assert!(body.contains(name), "{name} missing: {body}");
     }

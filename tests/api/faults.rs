@@ -4,7 +4,7 @@
 //! verifies, and the next pass finishes the job.
 
 use crate::helpers::{
-    audit_keys, command, raw, run, ConfigBuilder, DatabaseEntry, Kind, RuleSpec, Run, TestDb,
+    audit_keys, command, events, raw, run, ConfigBuilder, DatabaseEntry, Kind, RuleSpec, Run,
 };
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -12,21 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-async fn events(kind: Kind, n: i64) -> Option<TestDb> {
-    let db = TestDb::new(kind).await?;
-    db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at DATE)")
-        .await;
-    for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("({i}, '2001-01-01')"))
-            .collect();
-        db.exec(&format!("INSERT INTO events VALUES {}", rows.join(", ")))
-            .await;
-    }
-    Some(db)
-}
 
 fn events_rule(name: &str, database: &str) -> RuleSpec {
     let mut rule = RuleSpec::delete(name, "events", "happened_at")

@@ -340,28 +340,34 @@ async fn a_filter_the_database_rejects_is_a_config_error_on_its_line() {
     }
 }
 
-async fn check_warns_about_unhandled_foreign_keys(kind: Kind) {
+/// A cascade would delete (or change) rows without an audit entry: refused until a
+/// `children` or `keep_while` entry names it. A foreign key that only blocks the delete
+/// (RESTRICT / NO ACTION) is a warning: the batch fails visibly instead.
+async fn check_refuses_unaudited_cascades_and_warns_about_other_foreign_keys(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
     db.exec(
         "CREATE TABLE customers (id INTEGER PRIMARY KEY, region VARCHAR(20), kind VARCHAR(20), closed_on DATE);
-         CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id) ON DELETE CASCADE, invoice_date DATE)",
+         CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id) ON DELETE CASCADE, invoice_date DATE);
+         CREATE TABLE visits (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id))",
     )
     .await;
     if kind == Kind::MySql {
-        // MariaDB ignores inline REFERENCES; declare the key as a table constraint.
+        // MariaDB ignores inline REFERENCES; declare the keys as table constraints.
         db.exec("ALTER TABLE invoices ADD CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE").await;
+        db.exec("ALTER TABLE visits ADD CONSTRAINT fk_visit FOREIGN KEY (customer_id) REFERENCES customers (id)").await;
     }
-    let config = ConfigBuilder::new(&db)
-        .rule(rule("former-customers"))
-        .write(&db);
+    let builder = ConfigBuilder::new(&db).rule(rule("former-customers"));
+    let line = builder.line("rule[0].table");
+    let config = builder.write(&db);
     let r = run(&config, &["check"]);
-    r.assert_code(0);
+    r.assert_code(78);
     assert!(
-        r.stdout.contains("invoices.customer_id references") && r.stdout.contains("CASCADE"),
-        "{}",
-        r.stdout
+        r.stderr.contains(&format!("retentiond.toml:{line}:"))
+            && r.stderr.contains("invoices.customer_id")
+            && r.stderr.contains("CASCADE"),
+        "the unaudited cascade is refused at the rule's table: {r}"
     );
     let config = ConfigBuilder::new(&db)
         .rule(rule("former-customers").raw("keep_while", KEEP_WHILE_INVOICES))
@@ -369,23 +375,28 @@ async fn check_warns_about_unhandled_foreign_keys(kind: Kind) {
     let r = run(&config, &["check"]);
     r.assert_code(0);
     assert!(
-        !r.stdout.contains("references"),
+        !r.stdout.contains("invoices.customer_id references"),
         "keep_while says what happens: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("visits.customer_id references") && r.stdout.contains("RESTRICT"),
+        "a key that only blocks the delete is a warning: {}",
         r.stdout
     );
 }
 
 #[tokio::test]
-async fn check_warns_about_unhandled_foreign_keys_on_postgres() {
-    check_warns_about_unhandled_foreign_keys(Kind::Postgres).await;
+async fn check_refuses_unaudited_cascades_on_postgres() {
+    check_refuses_unaudited_cascades_and_warns_about_other_foreign_keys(Kind::Postgres).await;
 }
 
 #[tokio::test]
-async fn check_warns_about_unhandled_foreign_keys_on_mariadb() {
-    check_warns_about_unhandled_foreign_keys(Kind::MySql).await;
+async fn check_refuses_unaudited_cascades_on_mariadb() {
+    check_refuses_unaudited_cascades_and_warns_about_other_foreign_keys(Kind::MySql).await;
 }
 
 #[tokio::test]
-async fn check_warns_about_unhandled_foreign_keys_on_sqlite() {
-    check_warns_about_unhandled_foreign_keys(Kind::Sqlite).await;
+async fn check_refuses_unaudited_cascades_on_sqlite() {
+    check_refuses_unaudited_cascades_and_warns_about_other_foreign_keys(Kind::Sqlite).await;
 }

@@ -4,26 +4,11 @@
 //! and report from a copy of the state directory they cannot write; the CSV export cannot
 //! smuggle formulas into a spreadsheet.
 
-use crate::helpers::{audit_keys, command, run, ConfigBuilder, Kind, RuleSpec, TestDb};
+use crate::helpers::{audit_keys, command, events, run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use sqlx::sqlite::SqlitePoolOptions;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-async fn events(kind: Kind, n: i64) -> Option<TestDb> {
-    let db = TestDb::new(kind).await?;
-    db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at DATE)")
-        .await;
-    for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|i| format!("({i}, '2001-01-01')"))
-            .collect();
-        db.exec(&format!("INSERT INTO events VALUES {}", rows.join(", ")))
-            .await;
-    }
-    Some(db)
-}
 
 fn purge(batch_size: u64, batch_pause: &str) -> RuleSpec {
     RuleSpec::delete("purge", "events", "happened_at")
@@ -302,6 +287,7 @@ async fn check_and_plan_say_how_many_batches_are_in_doubt_and_the_next_pass_sett
             keys: vec!["1".into(), "2".into()],
             created_at: retentiond::state::now_text(),
             request: None,
+            children: Vec::new(),
         })
         .await
         .expect("intent");
@@ -574,6 +560,7 @@ async fn a_batch_already_settled_as_rolled_back_is_never_audited_later() {
             keys: vec!["101".into(), "102".into()],
             created_at: retentiond::state::now_text(),
             request: None,
+            children: Vec::new(),
         })
         .await
         .expect("intent");

@@ -111,10 +111,12 @@ fn write(out: Out<'_>, id: &str, e: &Erased, format: Format) -> std::io::Result<
             writeln!(out, "{doc}")
         }
         Format::Text => {
-            if e.erased.is_empty() && e.kept.is_empty() {
-                writeln!(out, "{id}: nothing of this person was found to erase")?;
+            let acted = e.erased.iter().any(|(_, _, n)| *n > 0);
+            if !acted && e.kept.is_empty() {
+                writeln!(out, "{id}: nothing (more) of this person to erase")?;
             }
-            for (subject, action, count) in &e.erased {
+            // Subjects where nothing was erased (all kept, or done before) are in the JSON.
+            for (subject, action, count) in e.erased.iter().filter(|(_, _, n)| *n > 0) {
                 let verb = match *action {
                     "delete" => "deleted",
                     _ => "anonymized",

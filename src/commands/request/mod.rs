@@ -505,6 +505,30 @@ fn package_dir(dir: &Path) -> Result<(), CommandError> {
         })
 }
 
+/// Writes the package's files whole or not at all: each under a `.part` name first
+/// (fsynced), then renamed into place; on any error what was written is removed, so that
+/// the directory never holds half a package that looks like a whole one.
+fn write_package(dir: &Path, files: &[(&str, &str)]) -> Result<(), CommandError> {
+    let part = |name: &str| dir.join(format!(".{name}.part"));
+    let written = files
+        .iter()
+        .try_for_each(|(name, text)| write_private(&part(name), text))
+        .and_then(|()| {
+            files.iter().try_for_each(|(name, _)| {
+                std::fs::rename(part(name), dir.join(name)).map_err(|e| {
+                    CommandError::Runtime(format!("{}: {e}", dir.join(name).display()))
+                })
+            })
+        });
+    if written.is_err() {
+        for (name, _) in files {
+            let _ = std::fs::remove_file(part(name));
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    written
+}
+
 /// Writes `text` to a new file readable by its owner only.
 fn write_private(path: &Path, text: &str) -> Result<(), CommandError> {
     use std::io::Write as _;
@@ -732,9 +756,8 @@ pub async fn export(
     package_dir(dir)?;
     let json = package_json(id, today, &sections);
     let json = serde_json::to_string_pretty(&json).map_err(CommandError::runtime)?;
-    write_private(&dir.join("package.json"), &json)?;
     let html = package_html(id, today, config.daemon.language, &sections);
-    write_private(&dir.join("package.html"), &html)?;
+    write_package(dir, &[("package.json", &json), ("package.html", &html)])?;
     let total: usize = sections.iter().map(|s| s.rows.rows.len()).sum();
     let tables = sections.iter().filter(|s| !s.rows.rows.is_empty()).count();
     writeln!(
