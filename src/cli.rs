@@ -12,9 +12,10 @@ pub struct Cli {
     /// The config file.
     #[arg(long, global = true, env = "RETENTIOND_CONFIG", default_value = retentiond::config::DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
-    /// Log format on stderr: text for people and journald, json for log shippers.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    /// Log format on stderr: text for people, json for log shippers. Default: text, or,
+    /// under systemd, journald's native format (every field queryable: journalctl RULE=…).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,6 +110,14 @@ pub enum Command {
         /// system's temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Write the man pages (DIR/man) and the bash, zsh and fish completions
+    /// (DIR/completions) from these definitions; used to build the .deb.
+    #[command(hide = true)]
+    Generate {
+        /// The directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 

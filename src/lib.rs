@@ -2,7 +2,7 @@
 //!
 //! The layers, lowest first (a module uses only its own layer and those below; a test in
 //! `tests/api/architecture.rs` holds the code to it; ARCHITECTURE.md draws it):
-//! [`config`] and [`signal`] → [`db`] and [`state`] → [`audit`] → [`engine`] (plan,
+//! [`config`], [`signal`] and [`progress`] → [`db`] and [`state`] → [`audit`] → [`engine`] (plan,
 //! execute, journal, outcome) → [`report`] → [`daemon`] → [`commands`] and [`demo`], the
 //! verbs the binary (`main.rs`) calls.
 
@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod engine;
+pub mod progress;
 pub mod report;
 pub mod signal;
 pub mod state;

@@ -3,11 +3,14 @@
 //! only place in the program that prints to stderr or chooses an exit code.
 
 mod cli;
+mod generate;
+mod logging;
+mod terminal;
 
 use clap::Parser;
 use cli::{
-    AnswerFormat, AnswerLang, AuditCommand, Cli, Command, ExportFormat, LogFormat, PlanFormat,
-    RegisterFormat, ReportFormat, RequestCommand, RequestFormat, RequestKind, RulesCommand,
+    AnswerFormat, AnswerLang, AuditCommand, Cli, Command, ExportFormat, PlanFormat, RegisterFormat,
+    ReportFormat, RequestCommand, RequestFormat, RequestKind, RulesCommand,
 };
 use retentiond::commands::{
     self, audit, check, demo, holds, plan, register, report, request, rules, run,
@@ -16,26 +19,18 @@ use retentiond::commands::{CommandError, OnStop, Status};
 use std::io::Write;
 use std::process::ExitCode;
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal, never into a file, a pipe or journald.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    // Under systemd, journald stamps every line itself.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    match (format, journald) {
-        (LogFormat::Json, _) => builder.json().init(),
-        (LogFormat::Text, true) => builder.without_time().with_ansi(false).init(),
-        (LogFormat::Text, false) => builder.init(),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    if let Command::Generate { out } = &cli.command {
+        return match generate::write(out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&CommandError::runtime(format!(
+                "cannot write the man pages and completions into {}: {e}",
+                out.display()
+            ))),
+        };
+    }
+    logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,7 +98,7 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             confirm,
         } => {
             commands::under_signals(s, OnStop::Finish, |stop| {
-                run::once(path, rules, *confirm, stop, out)
+                run::once(path, rules, *confirm, stop, terminal::reporter(), out)
             })
             .await
         }
@@ -161,7 +156,7 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             command: AuditCommand::Verify { anchor },
         } => {
             commands::under_signals(s, OnStop::Abandon, |_| {
-                audit::verify_trail(path, anchor.as_deref(), out)
+                audit::verify_trail(path, anchor.as_deref(), terminal::reporter(), out)
             })
             .await
         }
@@ -212,7 +207,8 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
                 RequestFormat::Json => request::Format::Json,
             };
             commands::under_signals(s, OnStop::Finish, |stop| {
-                request::erase::erase(path, id, matches, *confirm, format, stop, out)
+                let progress = terminal::reporter();
+                request::erase::erase(path, id, matches, *confirm, format, stop, progress, out)
             })
             .await
         }
@@ -220,6 +216,9 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
             commands::under_signals(s, OnStop::Abandon, |_| request_verb(path, command, out))
                 .await
         }
+        Command::Generate { .. } => Err(CommandError::Usage(
+            "internal: generate runs before the runtime starts".into(),
+        )),
         Command::Demo { dir } => {
             commands::under_signals(s, OnStop::Finish, |stop| {
                 demo::demo(dir.as_deref(), stop, out)

@@ -7,6 +7,7 @@
 //! flight per half.
 
 use super::chain::{digest_of_parts, matches, GENESIS};
+use crate::progress::{Progress, Reporter};
 use crate::state::{State, StateError};
 use std::path::Path;
 use std::sync::mpsc;
@@ -33,8 +34,13 @@ pub enum Verdict {
 /// Walks the whole trail of `state` in order (memory stays flat) and returns the first
 /// entry that was altered, removed or reordered, or the head of an intact trail.
 pub async fn verify(state: &State) -> Result<Verdict, StateError> {
+    verify_with(state, Reporter::default()).await
+}
+
+/// [`verify`], telling `progress` how many entries are checked of how many.
+pub async fn verify_with(state: &State, progress: Reporter) -> Result<Verdict, StateError> {
     let path = state.dir().join("state.db");
-    tokio::task::spawn_blocking(move || verify_file(&path))
+    tokio::task::spawn_blocking(move || verify_file_with(&path, progress.get()))
         .await
         .map_err(|e| StateError::Io(format!("audit verify stopped: {e}")))?
 }
@@ -117,6 +123,11 @@ impl Chunk {
 /// snapshot holds the same ones as the first's even while a pass appends; entries past
 /// the head are counted in the first snapshot.
 pub fn verify_file(path: &Path) -> Result<Verdict, StateError> {
+    verify_file_with(path, &crate::progress::Silent)
+}
+
+/// [`verify_file`], telling `progress` how many entries are checked of how many.
+pub fn verify_file_with(path: &Path, progress: &dyn Progress) -> Result<Verdict, StateError> {
     let conn = open(path)?;
     // One read transaction: the head, the first half and the count past the head are one
     // snapshot.
@@ -140,20 +151,22 @@ pub fn verify_file(path: &Path) -> Result<Verdict, StateError> {
         )
         .map_err(fail)?;
     let mid = head_seq / 2;
+    progress.begin("audit trail", u64::try_from(head_seq + past_head).ok());
 
     let (first, second) = std::thread::scope(|scope| {
         let second = scope.spawn(|| -> Result<Segment, StateError> {
             let conn = open(path)?;
             conn.execute_batch("BEGIN").map_err(fail)?;
-            segment(&conn, mid + 1, head_seq, None)
+            segment(&conn, mid + 1, head_seq, None, progress)
         });
-        let first = segment(&conn, 1, mid, Some(GENESIS.as_bytes().to_vec()));
+        let first = segment(&conn, 1, mid, Some(GENESIS.as_bytes().to_vec()), progress);
         let second = second
             .join()
             .map_err(|_| StateError::Io("an audit verify thread panicked".into()))
             .and_then(|r| r);
         (first, second)
     });
+    progress.finish();
     let first = first?;
     let (count, last) = match first.outcome {
         Checked::Broken { seq, reason } => return Ok(Verdict::Broken { seq, reason }),
@@ -260,10 +273,11 @@ fn segment(
     from: i64,
     to: i64,
     prev: Option<Vec<u8>>,
+    progress: &dyn Progress,
 ) -> Result<Segment, StateError> {
     let (tx, rx) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
     std::thread::scope(|scope| {
-        let checker = scope.spawn(move || check(rx, from, prev));
+        let checker = scope.spawn(move || check(rx, from, prev, progress));
         let read = read_chunks(conn, from, to, tx);
         let segment = checker
             .join()
@@ -343,7 +357,12 @@ enum Checked {
 }
 
 /// Checks chunks in order: numbering, links, and each entry's own hash.
-fn check(rx: mpsc::Receiver<Chunk>, from: i64, prev: Option<Vec<u8>>) -> Segment {
+fn check(
+    rx: mpsc::Receiver<Chunk>,
+    from: i64,
+    prev: Option<Vec<u8>>,
+    progress: &dyn Progress,
+) -> Segment {
     let mut first = None;
     let mut expected_seq = from;
     let mut prev = prev;
@@ -375,6 +394,7 @@ fn check(rx: mpsc::Receiver<Chunk>, from: i64, prev: Option<Vec<u8>>) -> Segment
             p.extend_from_slice(e.hash);
             expected_seq += 1;
         }
+        progress.advance(chunk.entries.len() as u64);
     }
     Segment {
         first,

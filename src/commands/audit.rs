@@ -1,8 +1,9 @@
 //! `retentiond audit verify` and `audit export`: the trail for auditors.
 
 use super::{load, CommandError, Out, Status};
-use crate::audit::{anchors, export, verify, Verdict};
+use crate::audit::{anchors, export, Verdict};
 use crate::config::{Config, Moment};
+use crate::progress::Reporter;
 use crate::state::{time_text, State};
 use std::path::Path;
 
@@ -20,6 +21,7 @@ async fn open_state(config: &Config) -> Result<Option<State>, CommandError> {
 pub async fn verify_trail(
     path: &Path,
     anchor: Option<&str>,
+    progress: Reporter,
     out: Out<'_>,
 ) -> Result<Status, CommandError> {
     let config = load(path)?;
@@ -46,7 +48,7 @@ pub async fn verify_trail(
             }
         };
     };
-    let result = verify_state(&state, &config, anchor, out).await;
+    let result = verify_state(&state, &config, anchor, progress, out).await;
     state.close().await;
     result
 }
@@ -55,9 +57,13 @@ async fn verify_state(
     state: &State,
     config: &Config,
     anchor: Option<&str>,
+    progress: Reporter,
     out: Out<'_>,
 ) -> Result<Status, CommandError> {
-    let (entries, head) = match verify(state).await.map_err(CommandError::runtime)? {
+    let (entries, head) = match crate::audit::verify::verify_with(state, progress)
+        .await
+        .map_err(CommandError::runtime)?
+    {
         Verdict::Intact { entries, head } => (entries, head),
         Verdict::Broken { seq, reason } => {
             writeln!(out, "audit trail BROKEN at entry {seq}: {reason}")?;

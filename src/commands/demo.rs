@@ -125,6 +125,7 @@ async fn a_request(
         None,
         request::Format::Text,
         stop.clone(),
+        crate::progress::Reporter::default(),
         &mut *out,
     )
     .await?;

@@ -8,6 +8,7 @@ use crate::daemon::{self, Ended};
 use crate::engine::outcome::RunSummary;
 use crate::engine::pass::{run_prepared, PassError, PassOptions};
 use crate::engine::prepare::prepare;
+use crate::progress::Reporter;
 use crate::report::render;
 use crate::signal::Listener;
 use crate::state::State;
@@ -22,6 +23,7 @@ pub async fn once(
     rules: &[String],
     confirm: Option<u64>,
     stop: CancellationToken,
+    progress: Reporter,
     out: Out<'_>,
 ) -> Result<Status, CommandError> {
     let config = load(path)?;
@@ -45,6 +47,7 @@ pub async fn once(
     let options = PassOptions {
         rules: rules.to_vec(),
         confirm,
+        progress,
     };
     let (summary, _) = one_pass(&config, &options, &stop).await?;
     write!(out, "{}", render::text(&summary, config.daemon.language))?;

@@ -215,6 +215,16 @@ impl Definition {
         changed("table", "table", &self.table, &new.table);
         changed("expires.since", "expires.since", &self.since, &new.since);
         changed("action", "action", &self.action, &new.action);
+        // Which records the rule acts on: a wider filter deletes what it kept, a narrower
+        // one (or `1 = 0`) stops keeping the promise; either way it is not the rule that was
+        // locked. The same for its key.
+        changed("key", "key", &self.key, &new.key);
+        changed(
+            "filter",
+            "filter",
+            self.filter.as_deref().unwrap_or(""),
+            new.filter.as_deref().unwrap_or(""),
+        );
         if self.action == new.action {
             let text = |m: &BTreeMap<String, String>| {
                 m.iter()
@@ -242,6 +252,40 @@ impl Definition {
                     "expires.after would be shortened from \"{}\" to \"{}\"",
                     self.after, new.after
                 ),
+            });
+        }
+        // A locked rule that only reports no longer enforces the promise.
+        if self.mode == "enforce" && new.mode != "enforce" {
+            out.push(LockedChange {
+                key: "mode",
+                what: format!(
+                    "mode would change from \"enforce\" to \"{}\": the rule would stop acting",
+                    new.mode
+                ),
+            });
+        }
+        // A reference that kept records alive may not go or get shorter (new ones may come).
+        for old in &self.keep_while {
+            let kept = new.keep_while.iter().any(|k| {
+                k.table == old.table
+                    && k.foreign_key == old.foreign_key
+                    && k.since == old.since
+                    && surely_not_shorter(&k.after, &old.after)
+            });
+            if !kept {
+                out.push(LockedChange {
+                    key: "keep_while",
+                    what: format!(
+                        "keep_while on {}.{} (for {}) would be removed or shortened",
+                        old.table, old.foreign_key, old.after
+                    ),
+                });
+            }
+        }
+        if self.children != new.children {
+            out.push(LockedChange {
+                key: "children",
+                what: "children would change: the rule would act on other related rows".into(),
             });
         }
         if self.locked && !new.locked {
@@ -379,6 +423,29 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_keeps_every_keep_while_at_least_as_long() {
+        let kw = |after: &str| {
+            format!("action = \"delete\"\nkeep_while = [{{ table = \"orders\", foreign_key = \"person_id\", since = \"placed_at\", after = \"{after}\" }}]\nlocked = true")
+        };
+        let old = with("action = \"delete\"", &kw("2 years")).definition();
+        let keys = |new: &Rule| -> Vec<&'static str> {
+            old.locked_changes(new).into_iter().map(|c| c.key).collect()
+        };
+        assert!(keys(&with("action = \"delete\"", &kw("3 years"))).is_empty());
+        assert_eq!(
+            keys(&with("action = \"delete\"", &kw("1 year"))),
+            vec!["keep_while"]
+        );
+        assert_eq!(
+            keys(&with(
+                "action = \"delete\"",
+                "action = \"delete\"\nlocked = true"
+            )),
+            vec!["keep_while"]
+        );
+    }
+
+    #[test]
     fn the_definition_survives_the_state_database() {
         let r = with(
             "action = \"delete\"",
@@ -435,6 +502,22 @@ mod tests {
                 "action = \"flag\"\nflag = { column = \"c\", value = 1 }",
                 "action",
             ),
+            ("key = \"id\"", "key = \"other_id\"", "key"),
+            (
+                "action = \"delete\"",
+                "action = \"delete\"\nfilter = \"1 = 1\"",
+                "filter",
+            ),
+            (
+                "action = \"delete\"",
+                "action = \"delete\"\nmode = \"report\"",
+                "mode",
+            ),
+            (
+                "action = \"delete\"",
+                "action = \"delete\"\nchildren = [{ table = \"notes\", foreign_key = \"person_id\", key = \"id\" }]",
+                "children",
+            ),
         ] {
             assert_eq!(locked_keys(from, to), vec![key], "{to}");
         }
@@ -449,18 +532,17 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_lets_a_period_grow_and_the_free_keys_change() {
+    fn a_lock_lets_a_period_grow_and_the_words_and_pace_change() {
         for (from, to) in [
             ("after = \"7 years\"", "after = \"7 years\""),
             ("after = \"7 years\"", "after = \"84 months\""),
             ("after = \"7 years\"", "after = \"8 years\""),
             ("after = \"7 years\"", "after = \"2562 days\""),
             ("after = \"7 years\"", "after = \"366 weeks\""),
-            ("key = \"id\"", "key = \"pk\""),
             ("description = \"d\"", "description = \"e\""),
             (
                 "action = \"delete\"",
-                "action = \"delete\"\nfilter = \"x = 1\"",
+                "action = \"delete\"\nbatch_size = 10",
             ),
         ] {
             assert_eq!(locked_keys(from, to), Vec::<&str>::new(), "{to}");

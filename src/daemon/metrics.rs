@@ -371,6 +371,73 @@ mod tests {
         backoff: Duration::from_millis(100),
     };
 
+    /// Every `retentiond_…` name in `text`.
+    fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("retentiond_") {
+            let tail = &rest[at..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            found.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
+        found
+    }
+
+    #[test]
+    fn the_contrib_alerts_and_dashboard_use_only_metrics_the_daemon_exports() {
+        let m = Metrics::new(Some("2026-01-01T00:00:00Z"));
+        m.record_requests(1, 0);
+        // Labelled families show only once they hold a sample.
+        m.record_refused(&["r".to_owned()]);
+        m.records
+            .get_or_create(&RuleAction {
+                rule: "r".into(),
+                action: "delete".into(),
+            })
+            .inc();
+        // Sample names as exposed: counters get `_total`.
+        let exported: std::collections::BTreeSet<String> = m
+            .render()
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .flat_map(|l| {
+                let mut parts = l.split_whitespace();
+                let name = parts.next().unwrap_or_default().to_owned();
+                match parts.next() {
+                    Some("counter") => vec![format!("{name}_total")],
+                    _ => vec![name],
+                }
+            })
+            .collect();
+        assert!(exported.contains("retentiond_passes_total"), "{exported:?}");
+        let alerts = include_str!("../../contrib/prometheus/retentiond-alerts.yml");
+        let dashboard = include_str!("../../contrib/grafana/retentiond.json");
+        let json: serde_json::Value = serde_json::from_str(dashboard).expect("dashboard is JSON");
+        let panels = json["panels"].as_array().expect("panels");
+        assert!(panels.len() >= 5, "{} panels", panels.len());
+        for (file, text) in [("alerts", alerts), ("dashboard", dashboard)] {
+            let used = names_in(text);
+            assert!(!used.is_empty(), "{file} uses no metric");
+            let unknown: Vec<&String> = used.difference(&exported).collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} uses {unknown:?}; exported: {exported:?}"
+            );
+        }
+        // Every alert the issue asks for is there.
+        for alert in [
+            "RetentiondPassFailed",
+            "RetentiondNoSuccessfulPass",
+            "RetentiondRequestsOverdue",
+            "RetentiondAuditTrailShrank",
+        ] {
+            assert!(alerts.contains(&format!("alert: {alert}")), "{alert}");
+        }
+    }
+
     async fn start(limits: Limits) -> std::net::SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -251,6 +251,7 @@ impl Daemon<'_> {
             let options = PassOptions {
                 rules: rules.to_vec(),
                 confirm: None,
+                progress: crate::progress::Reporter::new(notify::StatusProgress::new()),
             };
             let pass = run_pass(&self.config, &self.state, &options, &stop);
             tokio::pin!(pass);

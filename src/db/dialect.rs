@@ -165,6 +165,17 @@ impl Dialect {
         }
     }
 
+    /// Locks the rows a query reads, waiting for rows others hold (bounded by the session's
+    /// lock timeout) instead of skipping them: for rows that must be acted on with the rows
+    /// already locked (a record's children, a person's records), where skipping one would
+    /// leave it unaudited or silently not erased.
+    pub fn lock_all_suffix(self) -> &'static str {
+        match self {
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
     /// The prefix that makes the database parse and plan a query without running it.
     pub fn explain(self) -> &'static str {
         match self {

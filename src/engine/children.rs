@@ -92,7 +92,7 @@ pub(super) async fn lock(
                     .push(" WHERE ")
                     .key_list(&d.ident(&plan.child.foreign_key), chunk, unsigned)
                     .push(&format!(" ORDER BY {key}"))
-                    .push(d.lock_suffix());
+                    .push(d.lock_all_suffix());
                 records.extend(tx.fetch_records(&sql, plan.shape.key).await?);
             }
             if records.is_empty() {

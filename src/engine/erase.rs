@@ -30,6 +30,7 @@ use crate::state::{now_text, Intent, State};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The legal basis of every audit entry an erasure writes.
 pub const LEGAL_BASIS: &str = "GDPR art. 17";
@@ -171,6 +172,8 @@ pub struct Part<'a> {
     shape: Option<SubjectShape>,
     /// Where it stands in the config (part of batch ids).
     index: usize,
+    /// Conditions under which its records stay, re-checked in every batch's lock.
+    exclude: Vec<Exclusion<'a>>,
 }
 
 /// An erasure, planned: the subjects in the order they are erased (children first).
@@ -266,6 +269,7 @@ pub async fn plan<'a>(
                 erase: f.keys,
                 kept: Vec::new(),
                 index,
+                exclude: Vec::new(),
             }
         })
         .collect();
@@ -281,11 +285,11 @@ pub async fn plan<'a>(
 
 /// Moves what must stay out of `part.erase`, with its reason. `done` are the parts erased
 /// before it (its children among them).
-async fn decide(
-    config: &Config,
+async fn decide<'a>(
+    config: &'a Config,
     dbs: &BTreeMap<String, Db>,
-    part: &mut Part<'_>,
-    done: &[Part<'_>],
+    part: &mut Part<'a>,
+    done: &[Part<'a>],
     now: DateTime<Utc>,
 ) -> Result<(), String> {
     let subject = part.subject;
@@ -314,11 +318,9 @@ async fn decide(
         .iter()
         .filter(|h| on_table(&h.database, &h.table) && h.active(now))
     {
-        let mut cond = Sql::new(db.dialect);
-        cond.push("COALESCE((")
-            .push(hold.filter.sql())
-            .push("), TRUE)");
+        let cond = Exclusion::Hold(hold);
         let held = select_keys(db, subject, shape, &part.erase, &cond).await?;
+        part.exclude.push(cond);
         keep(config, db, part, held, Because::Hold(hold.name.clone())).await?;
     }
     // References that keep records alive (`keep_while` of a rule on this table).
@@ -338,23 +340,9 @@ async fn decide(
                     )
                 })?;
             let kind = schema::since_kind(&table, db.dialect, &kw.since, &kw.table)?;
-            let d = db.dialect;
-            let since = format!("rtd_ref.{}", d.ident(&kw.since));
-            let mut cond = Sql::new(d);
-            cond.push("EXISTS (SELECT 1 FROM ")
-                .push(&d.table(&kw.table))
-                .push(" rtd_ref WHERE rtd_ref.")
-                .push(&d.ident(&kw.foreign_key))
-                .push(" = ")
-                .push(&format!(
-                    "{}.{}",
-                    d.table(&subject.table),
-                    d.ident(&subject.key)
-                ))
-                .push(&format!(" AND ({since} IS NULL OR NOT COALESCE(("));
-            d.push_expired(&mut cond, &since, kind, &cutoff);
-            cond.push("), FALSE)))");
+            let cond = Exclusion::KeepWhile { kw, kind, cutoff };
             let held = select_keys(db, subject, shape, &part.erase, &cond).await?;
+            part.exclude.push(cond);
             keep(
                 config,
                 db,
@@ -439,6 +427,57 @@ async fn keep(
     Ok(())
 }
 
+/// Moves to `kept` the records of `part` that records kept in a subject reached through it
+/// still need ([`Because::NeededBy`]), from what those children finally kept — more than
+/// planned, when a child's own records turned out to be referenced just before it was
+/// erased.
+async fn needed_by_kept_children(
+    dbs: &BTreeMap<String, Db>,
+    part: &mut Part<'_>,
+    done: &[Part<'_>],
+) -> Result<(), String> {
+    let subject = part.subject;
+    for child in done
+        .iter()
+        .filter(|c| matches!(&c.subject.find, Find::Via { subject: p, .. } if *p == subject.name))
+    {
+        let Find::Via { foreign_key, .. } = &child.subject.find else {
+            continue;
+        };
+        let (Some(child_db), Some(child_shape)) = (dbs.get(&child.subject.database), child.shape)
+        else {
+            continue;
+        };
+        let staying: Vec<Key> = child
+            .kept
+            .iter()
+            .flat_map(|k| k.keys.iter().cloned())
+            .collect();
+        if staying.is_empty() {
+            continue;
+        }
+        let referred =
+            referred_keys(child_db, child.subject, child_shape, foreign_key, &staying).await?;
+        let held: Vec<Key> = part
+            .erase
+            .iter()
+            .filter(|k| referred.contains(&k.to_string()))
+            .cloned()
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let set: BTreeSet<&Key> = held.iter().collect();
+        part.erase.retain(|k| !set.contains(k));
+        part.kept.push(Kept {
+            reason: Because::NeededBy(child.subject.name.clone()),
+            keys: held,
+            until: None,
+        });
+    }
+    Ok(())
+}
+
 /// The rules acting on a subject's table.
 pub fn rules_on<'c>(config: &'c Config, subject: &Subject) -> Vec<&'c Rule> {
     config
@@ -448,14 +487,14 @@ pub fn rules_on<'c>(config: &'c Config, subject: &Subject) -> Vec<&'c Rule> {
         .collect()
 }
 
-/// Of `keys`, those whose record satisfies `cond` (an SQL condition over the subject's
-/// table), read in chunks.
+/// Of `keys`, those whose record satisfies `cond` (a condition over the subject's table
+/// that keeps records), read in chunks.
 async fn select_keys(
     db: &Db,
     subject: &Subject,
     shape: SubjectShape,
     keys: &[Key],
-    cond: &Sql,
+    cond: &Exclusion<'_>,
 ) -> Result<Vec<Key>, String> {
     let d = db.dialect;
     let key = d.ident(&subject.key);
@@ -470,8 +509,7 @@ async fn select_keys(
             .push(" WHERE ")
             .key_list(&key, &values, shape.key_unsigned)
             .push(" AND (");
-        sql.push(&cond.text);
-        sql.binds.extend(cond.binds.iter().cloned());
+        cond.push(&mut sql, subject);
         sql.push(")");
         let records = db
             .fetch_records(&sql, shape.key)
@@ -518,7 +556,7 @@ async fn referenced_in_database(
     db: &Db,
     part: &Part<'_>,
     shape: SubjectShape,
-) -> Result<Vec<(Because, Vec<Key>)>, String> {
+) -> Result<Vec<(Because, Vec<Key>, Exclusion<'static>)>, String> {
     let subject = part.subject;
     let refs = schema::referencing(db, &subject.table)
         .await
@@ -534,29 +572,87 @@ async fn referenced_in_database(
                 r.table, subject.table
             ));
         };
-        if table == subject.table {
-            // A reference within the table (a parent row of the same kind).
-            continue;
-        }
-        let d = db.dialect;
-        let mut cond = Sql::new(d);
-        cond.push("EXISTS (SELECT 1 FROM ")
-            .push(&d.table(&table))
-            .push(" rtd_ref WHERE rtd_ref.")
-            .push(&d.ident(&column))
-            .push(" = ")
-            .push(&format!(
-                "{}.{}",
-                d.table(&subject.table),
-                d.ident(&subject.key)
-            ))
-            .push(")");
+        // A row of the table itself referring to the record (a referrer, a manager) counts
+        // too: deleting the record would cascade into another person's row.
+        let cond = Exclusion::Referenced {
+            into_itself: table == subject.table,
+            table,
+            column,
+        };
         let held = select_keys(db, subject, shape, &part.erase, &cond).await?;
         if !held.is_empty() {
-            out.push((Because::ReferencedBy(r.table.clone()), held));
+            out.push((Because::ReferencedBy(r.table.clone()), held, cond));
         }
     }
     Ok(out)
+}
+
+/// A condition over a subject's table under which its records stay: checked when the
+/// erasure is planned, and again in the statement that locks each batch, so that a record
+/// that became held or referenced meanwhile is not erased.
+#[derive(Debug, Clone)]
+enum Exclusion<'a> {
+    /// A legal hold in force (a NULL filter counts as held).
+    Hold(&'a crate::config::Hold),
+    /// A rule's `keep_while`: a young enough row elsewhere refers to the record.
+    KeepWhile {
+        kw: &'a crate::config::KeepWhile,
+        kind: crate::db::SinceKind,
+        cutoff: crate::config::Cutoff,
+    },
+    /// A row of `table` refers to the record through `column` (a key the database
+    /// declares); `into_itself`: a row of the subject's own table, other than the record.
+    Referenced {
+        table: crate::config::TableName,
+        column: Ident,
+        into_itself: bool,
+    },
+}
+
+impl Exclusion<'_> {
+    /// Appends the condition (true: the record stays), its values bound in `sql`.
+    fn push(&self, sql: &mut Sql, subject: &Subject) {
+        let d = sql.dialect();
+        let outer = format!("{}.{}", d.table(&subject.table), d.ident(&subject.key));
+        match self {
+            Exclusion::Hold(hold) => {
+                sql.push("COALESCE((")
+                    .push(hold.filter.sql())
+                    .push("), TRUE)");
+            }
+            Exclusion::KeepWhile { kw, kind, cutoff } => {
+                let since = format!("rtd_ref.{}", d.ident(&kw.since));
+                sql.push("EXISTS (SELECT 1 FROM ")
+                    .push(&d.table(&kw.table))
+                    .push(" rtd_ref WHERE rtd_ref.")
+                    .push(&d.ident(&kw.foreign_key))
+                    .push(" = ")
+                    .push(&outer)
+                    .push(&format!(" AND ({since} IS NULL OR NOT COALESCE(("));
+                d.push_expired(sql, &since, *kind, cutoff);
+                sql.push("), FALSE)))");
+            }
+            Exclusion::Referenced {
+                table,
+                column,
+                into_itself,
+            } => {
+                sql.push("EXISTS (SELECT 1 FROM ")
+                    .push(&d.table(table))
+                    .push(" rtd_ref WHERE rtd_ref.")
+                    .push(&d.ident(column))
+                    .push(" = ")
+                    .push(&outer);
+                if *into_itself {
+                    sql.push(" AND rtd_ref.")
+                        .push(&d.ident(&subject.key))
+                        .push(" <> ")
+                        .push(&outer);
+                }
+                sql.push(")");
+            }
+        }
+    }
 }
 
 /// The last day a rule on the subject's table keeps the latest of `keys`: the shortest
@@ -631,6 +727,8 @@ pub struct Job<'a> {
     pub hasher: &'a Hasher,
     /// Checked between batches.
     pub stop: &'a CancellationToken,
+    /// Told how many records are to be erased, then after every batch how many were.
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 /// Settles what interrupted passes and erasures left in doubt, before anything else (the
@@ -665,13 +763,24 @@ pub async fn run(plan: &mut Plan<'_>, job: &Job<'_>) -> Erased {
         super::pass::new_run_id(Utc::now())
     );
     let mut counter = 0u64;
+    job.progress.begin(job.request, Some(plan.total()));
     for i in 0..plan.parts.len() {
         if job.stop.is_cancelled() {
             out.stopped = true;
             break;
         }
-        let part = &mut plan.parts[i];
-        let result = erase_part(part, job, &run_id, &mut counter).await;
+        let (done, rest) = plan.parts.split_at_mut(i);
+        let part = &mut rest[0];
+        let span = tracing::info_span!(
+            "erase",
+            request = %job.request,
+            run_id = %run_id,
+            subject = %part.subject.name,
+            database = %part.subject.database
+        );
+        let result = erase_part(part, done, job, &run_id, &mut counter)
+            .instrument(span)
+            .await;
         let count = match result {
             Ok((n, stopped)) => {
                 out.stopped |= stopped;
@@ -690,12 +799,25 @@ pub async fn run(plan: &mut Plan<'_>, job: &Job<'_>) -> Erased {
             break;
         }
     }
+    job.progress.finish();
     for part in &plan.parts {
         for k in &part.kept {
             out.kept.push((part.subject.name.clone(), k.clone()));
         }
     }
-    for db in job.dbs.values() {
+    // The journal rows are how the next start settles a batch whose audit entries are
+    // not written yet: they stay while anything failed or any batch of this erasure is
+    // still pending.
+    let pending = match job.state.pending().await {
+        Ok(p) => p.iter().any(|i| i.run_id == run_id),
+        Err(_) => true,
+    };
+    let batches_ran = counter > 0;
+    for db in job
+        .dbs
+        .values()
+        .filter(|_| batches_ran && out.failed.is_none() && !pending)
+    {
         if let Err(e) = db::journal::clean(db, &format!("{run_id}-")).await {
             tracing::warn!(database = %db.name, error = %e, "could not clean up retentiond_journal; harmless");
         }
@@ -718,10 +840,24 @@ async fn record(job: &Job<'_>, plan: &Plan<'_>) -> Result<(), crate::state::Stat
         until: until.map(|d| d.to_string()),
         at: String::new(),
     };
+    // What was found first stays the answer's "found": a later erase finds less (what the
+    // first one deleted is gone), and the person was told about all of it.
+    let before: BTreeMap<String, i64> = job
+        .state
+        .outcomes(job.request)
+        .await?
+        .into_iter()
+        .filter(|o| o.step == FOUND)
+        .map(|o| (o.subject, o.count))
+        .collect();
     let found: Vec<OutcomeRow> = plan
         .parts
         .iter()
-        .map(|p| row(&p.subject.name, String::new(), p.found, None))
+        .map(|p| {
+            let earlier = before.get(&p.subject.name).copied().unwrap_or(0);
+            let count = usize::try_from(earlier).unwrap_or(0).max(p.found);
+            row(&p.subject.name, String::new(), count, None)
+        })
         .collect();
     let kept: Vec<OutcomeRow> = plan
         .parts
@@ -742,6 +878,7 @@ async fn record(job: &Job<'_>, plan: &Plan<'_>) -> Result<(), crate::state::Stat
 /// error, how many were erased (and audited) before it.
 async fn erase_part(
     part: &mut Part<'_>,
+    done: &[Part<'_>],
     job: &Job<'_>,
     run_id: &str,
     counter: &mut u64,
@@ -759,13 +896,18 @@ async fn erase_part(
         return Ok((0, false));
     }
     if part.act == Act::Delete {
-        // Children are gone now: whatever still refers to these records must keep them.
+        // Children are erased now, and what they keep is final: whatever still refers to
+        // these records keeps them.
+        needed_by_kept_children(job.dbs, part, done)
+            .await
+            .map_err(|e| (0, e))?;
         let referenced = referenced_in_database(db, part, shape)
             .await
             .map_err(|e| (0, e))?;
-        for (reason, keys) in referenced {
+        for (reason, keys, cond) in referenced {
             let set: BTreeSet<&Key> = keys.iter().collect();
             part.erase.retain(|k| !set.contains(k));
+            part.exclude.push(cond);
             part.kept.push(Kept {
                 reason,
                 keys,
@@ -813,7 +955,15 @@ async fn erase_part(
                 lock.push(" AND ");
                 push_not_anonymized(&mut lock, cols);
             }
-            lock.push(&format!(" ORDER BY {key}")).push(d.lock_suffix());
+            for cond in &part.exclude {
+                lock.push(" AND NOT (");
+                cond.push(&mut lock, subject);
+                lock.push(")");
+            }
+            // Wait for a record someone else holds (bounded by lock_timeout) rather than
+            // skip it: a skipped record would be neither erased nor reported as kept.
+            lock.push(&format!(" ORDER BY {key}"))
+                .push(d.lock_all_suffix());
             let records = tx.fetch_records(&lock, shape.key).await?;
             if records.is_empty() {
                 return Ok(0);
@@ -864,6 +1014,7 @@ async fn erase_part(
         match step {
             Ok(n) => {
                 erased += n;
+                job.progress.advance(n);
                 tracing::debug!(subject = %subject.name, rows = n, "erasure batch committed");
             }
             Err(e) => return Err((erased, e.message)),

@@ -50,6 +50,8 @@ pub struct Context<'a> {
     pub stop: &'a CancellationToken,
     /// Numbers batch ids; every attempt gets a new id, so a settled id is never reused.
     pub batch_counter: &'a AtomicU64,
+    /// Told after every batch how many records it acted on.
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 impl Context<'_> {
@@ -167,6 +169,7 @@ pub async fn execute_rule(
         match step {
             Ok(done) => {
                 outcome.acted += done.records;
+                ctx.progress.advance(done.records);
                 outcome.batches += 1;
                 after = Some(done.last);
                 retries = 0;

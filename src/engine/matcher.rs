@@ -65,6 +65,10 @@ pub struct Matcher<'a> {
     pub rivals: Vec<(&'a Rule, SinceKind)>,
     /// The rule's `children`, bound to their tables: acted on with each batch, first.
     pub children: Vec<ChildPlan<'a>>,
+    /// Legal holds on the tables of the rule's `children`, each with the chain of children
+    /// from the rule's table down to the held table: a record one of whose child rows a
+    /// hold covers is kept whole, with all its children.
+    pub child_holds: Vec<(Vec<&'a crate::config::Child>, &'a Hold)>,
 }
 
 /// One `children` entry bound to its table's shape (see `prepare`).
@@ -175,6 +179,41 @@ impl Matcher<'_> {
             }
         }
         let outer_key = format!("{}.{}", self.table(), self.key());
+        if holds == Holds::Apply {
+            for (i, (chain, hold)) in self
+                .child_holds
+                .iter()
+                .filter(|(_, h)| h.active(when.at))
+                .enumerate()
+            {
+                // NOT EXISTS (a child row … down the chain … that the hold covers): each
+                // level correlated through its alias; the hold's own condition is written
+                // against the innermost table, where its unqualified columns resolve.
+                sql.push(" AND NOT EXISTS (");
+                let mut above = outer_key.clone();
+                for (depth, child) in chain.iter().enumerate() {
+                    let alias = format!("rtd_held{i}_{depth}");
+                    if depth > 0 {
+                        sql.push(" AND EXISTS (");
+                    }
+                    sql.push("SELECT 1 FROM ")
+                        .push(&d.table(&child.table))
+                        .push(" ")
+                        .push(&alias)
+                        .push(&format!(
+                            " WHERE {alias}.{} = {above}",
+                            d.ident(&child.foreign_key)
+                        ));
+                    above = format!("{alias}.{}", d.ident(&child.key));
+                }
+                sql.push(" AND COALESCE((")
+                    .push(hold.filter.sql())
+                    .push("), TRUE)");
+                for _ in 0..chain.len() {
+                    sql.push(")");
+                }
+            }
+        }
         for (i, ((k, kind), cutoff)) in self.keeps.iter().zip(&when.keeps).enumerate() {
             let alias = format!("rtd_keep{i}");
             let since = format!("{alias}.{}", d.ident(&k.since));

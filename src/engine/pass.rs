@@ -17,6 +17,7 @@ use crate::state::{now_text, time_text, State, StateError};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::AtomicU64;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Why a pass could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub struct PassOptions {
     /// The operator's confirmation of the exact count the single selected rule may act on,
     /// past its brake (`--confirm N`).
     pub confirm: Option<u64>,
+    /// Told how far each rule is (records acted on of those it matched); silent by default.
+    pub progress: crate::progress::Reporter,
 }
 
 /// The least free space in the state directory for a pass to start: room for the run's
@@ -197,8 +200,14 @@ pub async fn run_prepared(
                     hasher: hasher.as_ref(),
                     stop,
                     batch_counter: &batch_counter,
+                    progress: options.progress.get(),
                 };
-                let mut o = run_rule(m, db, started, config, options.confirm, &ctx).await;
+                // Every line a rule logs carries its rule and database (journald: RULE=,
+                // DATABASE=), besides the pass's RUN_ID=.
+                let span = tracing::info_span!("rule", rule = %rule.name, database = %rule.database);
+                let mut o = run_rule(m, db, started, config, options.confirm, &ctx)
+                    .instrument(span)
+                    .await;
                 outlook(m, db, config, &mut o).await;
                 o
             }
@@ -210,7 +219,7 @@ pub async fn run_prepared(
                 format!("database '{}' is not open", rule.database),
             ),
         };
-        tracing::info!(rule = %outcome.rule, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
+        tracing::info!(rule = %outcome.rule, database = %rule.database, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
         if outcome.failure == Some(Failure::Audit) && audit_failed.is_none() {
             audit_failed = outcome.error.clone();
         }
@@ -369,7 +378,9 @@ async fn run_rule(
         tracing::error!(rule = %rule.name, "{why}");
         return o.fail(Failure::Audit, why);
     }
+    ctx.progress.begin(&rule.name, Some(e.matched));
     execute_rule(m, &when, e.matched, ctx, &mut o).await;
+    ctx.progress.finish();
     o
 }
 

@@ -289,6 +289,17 @@ async fn matcher<'a>(
         }
     }
     let children = child_plans(db, catalog, rule, &mut problems).await?;
+    let child_holds = child_holds(config, rule);
+    for (chain, h) in &child_holds {
+        let Some(child) = chain.last() else { continue };
+        if let Err(m) = parses(db, &d.table(&child.table), &h.filter).await {
+            problems.push(SchemaProblem {
+                key: format!("hold \"{}\" → filter", h.name),
+                message: m,
+                line: Some(h.line),
+            });
+        }
+    }
     if rule.action == Action::Delete {
         unaudited_cascades(db, rule, &mut problems).await?;
     }
@@ -303,6 +314,7 @@ async fn matcher<'a>(
         keeps,
         rivals,
         children,
+        child_holds,
     };
     // The whole condition, as it will run, must parse too.
     if let Some(when) = m.when(chrono::Utc::now(), config.daemon.timezone) {
@@ -364,10 +376,47 @@ async fn child_plans<'a>(
     Ok(build(&rule.children, &shapes))
 }
 
+/// The legal holds on the tables of `rule`'s children, each with the chain of children that
+/// leads to its table (the same table may be reached by more than one chain).
+fn child_holds<'a>(
+    config: &'a Config,
+    rule: &'a Rule,
+) -> Vec<(Vec<&'a Child>, &'a crate::config::Hold)> {
+    fn walk<'a>(
+        config: &'a Config,
+        database: &str,
+        list: &'a [Child],
+        chain: &mut Vec<&'a Child>,
+        out: &mut Vec<(Vec<&'a Child>, &'a crate::config::Hold)>,
+    ) {
+        for c in list {
+            chain.push(c);
+            for h in config
+                .holds
+                .iter()
+                .filter(|h| h.database == database && h.table == c.table)
+            {
+                out.push((chain.clone(), h));
+            }
+            walk(config, database, &c.children, chain, out);
+            chain.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        config,
+        &rule.database,
+        &rule.children,
+        &mut Vec::new(),
+        &mut out,
+    );
+    out
+}
+
 /// A deleting rule must not leave rows to the database's `ON DELETE CASCADE` or
 /// `SET NULL`: they would change without an audit entry. Every such foreign key into the
-/// rule's table (or into a child table) must be named by a `children` entry (or, for the
-/// rule's table, a `keep_while`); otherwise a problem at the table's key.
+/// rule's table (or into a child table) must be named by a `children` entry; otherwise a
+/// problem at the table's key.
 async fn unaudited_cascades(
     db: &Db,
     rule: &Rule,
@@ -382,22 +431,22 @@ async fn unaudited_cascades(
     }
     for (table, children, key) in tables {
         for r in schema::referencing(db, table).await? {
-            if !r.changes_rows || r.table.eq_ignore_ascii_case(table.name.as_str()) {
+            if !r.changes_rows {
                 continue;
             }
             let named = |t: &TableName, fk: &Ident| {
                 t.name.as_str().eq_ignore_ascii_case(&r.table)
                     && fk.as_str().eq_ignore_ascii_case(&r.column)
             };
-            let covered = children.iter().any(|c| named(&c.table, &c.foreign_key))
-                || (key == "table"
-                    && rule
-                        .keep_while
-                        .iter()
-                        .any(|k| named(&k.table, &k.foreign_key)));
+            // Only `children` covers such a key: `keep_while` keeps the record while a
+            // young row refers to it, and the old rows would still be cascaded unaudited.
+            // A key of the table into itself (a manager, a referrer) is never covered: the
+            // cascade would reach other records than the rule's.
+            let into_itself = r.table.eq_ignore_ascii_case(table.name.as_str());
+            let covered = !into_itself && children.iter().any(|c| named(&c.table, &c.foreign_key));
             if !covered {
                 problems.push(problem(&key, format!(
-                    "table '{table}' is referenced by {}.{} with {}: deleting a record would change those rows without an audit entry. Name them, so that each gets its own entry: children = [{{ table = \"{}\", foreign_key = \"{}\", key = \"…\" }}] (or keep the record while they refer to it, with keep_while)",
+                    "table '{table}' is referenced by {}.{} with {}: deleting a record would change those rows without an audit entry. Name them, so that each gets its own entry: children = [{{ table = \"{}\", foreign_key = \"{}\", key = \"…\" }}] (a key of the table into itself cannot be named: make it ON DELETE RESTRICT or NO ACTION)",
                     r.table, r.column, r.on_delete, r.table, r.column
                 )));
             }

@@ -49,7 +49,12 @@ pub async fn reconcile(config: &Config, state: &State) -> Result<Reconciled, Sta
             Ok(true) => {
                 journal::confirm(state, &intent).await?;
                 out.confirmed_batches += 1;
-                out.confirmed_entries += intent.keys.len() as u64;
+                out.confirmed_entries += intent.keys.len() as u64
+                    + intent
+                        .children
+                        .iter()
+                        .map(|c| c.keys.len() as u64)
+                        .sum::<u64>();
                 tracing::info!(batch = %intent.batch_id, rule = %intent.rule, rows = intent.keys.len(), "batch had committed: audit entries written");
             }
             Ok(false) => {

@@ -83,7 +83,7 @@ fn config(db: &TestDb, with_children: bool, batch_size: u64) -> (ConfigBuilder, 
     (builder, path)
 }
 
-/// `(table, key, action)` of every entry about a record (not the rule's own history).
+/// `(table, key, action)` of every entry about a record (not the history of rules and holds).
 fn entries(config: &std::path::Path) -> Vec<(String, String, String)> {
     let r = run(config, &["audit", "export", "--format", "jsonl"]);
     r.assert_code(0);
@@ -97,7 +97,7 @@ fn entries(config: &std::path::Path) -> Vec<(String, String, String)> {
                 e["action"].as_str().unwrap_or_default().to_owned(),
             )
         })
-        .filter(|(_, _, action)| !action.starts_with("rule-"))
+        .filter(|(_, _, action)| !action.starts_with("rule-") && !action.starts_with("hold-"))
         .collect()
 }
 
@@ -316,5 +316,76 @@ async fn an_anonymizing_rule_anonymizes_the_columns_its_children_share() {
         "a child table without any of the columns is only walked through: {trail:?}"
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM note_tags").await, 1);
+    run(&path, &["audit", "verify"]).assert_code(0);
+}
+
+#[tokio::test]
+async fn a_cascading_key_of_a_table_into_itself_is_refused() {
+    let Some(db) = TestDb::new(Kind::Sqlite).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE applicants (id INTEGER PRIMARY KEY, referred_by INTEGER REFERENCES applicants (id) ON DELETE CASCADE, decided_at DATE);\n\
+         INSERT INTO applicants VALUES (1, NULL, '2001-01-01'), (2, 1, '2999-01-01')",
+    )
+    .await;
+    let builder = ConfigBuilder::new(&db).rule(
+        RuleSpec::delete("rejected-applicants", "applicants", "decided_at")
+            .after("1 year")
+            .max_fraction(1.0),
+    );
+    let line = builder.line("rule[0].table");
+    let path = builder.write(&db);
+    let r = run(&path, &["run", "--once"]);
+    r.assert_code(78);
+    assert!(
+        r.stderr.contains(&format!(":{line}:")) && r.stderr.contains("applicants.referred_by"),
+        "{r}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM applicants").await,
+        2,
+        "applicant 2 is not deleted along with the one who referred them"
+    );
+}
+
+#[tokio::test]
+async fn a_hold_on_a_child_row_keeps_the_record_and_all_its_children() {
+    let Some(db) = hr(Kind::Sqlite, 10, 1).await else {
+        return;
+    };
+    // Applicant 4's second note is disputed.
+    let (mut builder, _) = config(&db, true, 3);
+    builder.sections.push(
+        "[[hold]]\nname = \"dispute-42\"\nreason = \"Dispute about note 42\"\ndatabase = \"main\"\ntable = \"applicant_notes\"\nfilter = \"id = 42\"\n\n"
+            .to_owned(),
+    );
+    let path = builder.write(&db);
+    run(&path, &["run", "--once"]).assert_code(0);
+    let left = remaining(&db).await;
+    for (table, key) in [
+        ("applicants", "4"),
+        ("applicant_notes", "41"),
+        ("applicant_notes", "42"),
+        ("note_attachments", "410"),
+        ("note_attachments", "420"),
+    ] {
+        assert!(
+            left.contains(&(table.to_owned(), key.to_owned())),
+            "{table} {key} is kept whole under the hold on note 42"
+        );
+    }
+    let mut want = expected(10, 1);
+    want.retain(|(t, k)| {
+        !matches!(
+            (t.as_str(), k.as_str()),
+            ("applicants", "4")
+                | ("applicant_notes", "41" | "42")
+                | ("note_attachments", "410" | "420")
+        )
+    });
+    let seen: BTreeSet<(String, String)> =
+        entries(&path).into_iter().map(|(t, k, _)| (t, k)).collect();
+    same(&seen, &want);
     run(&path, &["audit", "verify"]).assert_code(0);
 }

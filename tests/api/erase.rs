@@ -523,3 +523,112 @@ async fn sigkill_mid_erasure_is_settled_on_postgres() {
 async fn sigkill_mid_erasure_is_settled_on_mariadb() {
     killed_mid_erasure(Kind::MySql).await;
 }
+
+#[tokio::test]
+async fn a_via_key_of_another_type_is_refused_before_anyone_is_looked_up() {
+    let Some(db) = TestDb::new(Kind::Sqlite).await else {
+        return;
+    };
+    // Jane's customer key is the text '007', Bob's is '7'; invoices hold integers, so
+    // comparing them would take Bob's invoice for Jane's.
+    db.exec(
+        "CREATE TABLE customers (id TEXT PRIMARY KEY NOT NULL, email TEXT);\n\
+         INSERT INTO customers VALUES ('007', 'jane@example.org'), ('7', 'bob@example.org');\n\
+         CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer_id INTEGER);\n\
+         INSERT INTO invoices VALUES (100, 7)",
+    )
+    .await;
+    let config = ConfigBuilder::new(&db)
+        .section(
+            "[[subject]]\nname = \"customers\"\ndatabase = \"main\"\ntable = \"customers\"\nkey = \"id\"\nidentify = { email = \"email\" }\nerase = \"delete\"\n\n\
+             [[subject]]\nname = \"invoices\"\ndatabase = \"main\"\ntable = \"invoices\"\nkey = \"id\"\nvia = { subject = \"customers\", foreign_key = \"customer_id\" }\nerase = \"delete\"\n\n",
+        )
+        .write(&db);
+    let id = new_erasure(&config);
+    for verb in ["find", "erase"] {
+        let r = run(
+            &config,
+            &["request", verb, &id, "--match", "email=jane@example.org"],
+        );
+        r.assert_code(78);
+        assert!(r.stderr.contains("via.foreign_key"), "{r}");
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM invoices").await, 1);
+    assert_eq!(db.count("SELECT COUNT(*) FROM customers").await, 2);
+}
+
+/// Rows that still refer to the person's records keep them: another customer she referred
+/// (a key of the table into itself, which would cascade into him), and a young order under
+/// a rule's `keep_while` (whose cutoff is a bound value: checked with PostgreSQL's and
+/// SQLite's numbered placeholders too).
+async fn references_keep_records(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let t = text_type(kind);
+    let today = chrono::Utc::now().date_naive();
+    db.exec(&format!(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, email {t}, referred_by INTEGER REFERENCES customers (id) ON DELETE CASCADE, closed_on DATE);\n\
+         INSERT INTO customers VALUES (1, 'jane.doe@example.org', NULL, '2001-01-01');\n\
+         INSERT INTO customers VALUES (2, 'jane.doe@example.org', NULL, '2001-01-01');\n\
+         INSERT INTO customers VALUES (3, 'jane.doe@example.org', NULL, '2001-01-01');\n\
+         INSERT INTO customers VALUES (9, 'bob@example.org', 1, '2001-01-01');\n\
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, placed_on DATE);\n\
+         INSERT INTO orders VALUES (50, 2, '{today}')"
+    ))
+    .await;
+    if kind == Kind::MySql {
+        // MariaDB ignores inline REFERENCES; declare the key as a table constraint.
+        db.exec("ALTER TABLE customers ADD CONSTRAINT fk_ref FOREIGN KEY (referred_by) REFERENCES customers (id) ON DELETE CASCADE").await;
+    }
+    let config = ConfigBuilder::new(&db)
+        .section(
+            "[[subject]]\nname = \"customers\"\ndatabase = \"main\"\ntable = \"customers\"\nkey = \"id\"\nidentify = { email = \"email\" }\nerase = \"delete\"\n\n",
+        )
+        .rule(
+            RuleSpec::delete("closed-customers", "customers", "closed_on")
+                .after("100 years")
+                .raw(
+                    "keep_while",
+                    "[{ table = \"orders\", foreign_key = \"customer_id\", since = \"placed_on\", after = \"7 years\" }]",
+                ),
+        )
+        .write(&db);
+    let id = new_erasure(&config);
+    let r = erase(&config, &id, &[]);
+    r.assert_code(0);
+    let json = r.json();
+    assert_eq!(
+        erased(&json),
+        [("customers".to_owned(), "delete".to_owned(), 1)],
+        "only customer 3 goes: {r}"
+    );
+    let reasons: Vec<String> = json["kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .map(|k| k["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("orders"))
+            && reasons.iter().any(|r| r.contains("customers")),
+        "kept for the young order and for the customer she referred: {reasons:?}"
+    );
+    assert_eq!(ids(&db.rows("customers", &["id"]).await), ["1", "2", "9"]);
+    run(&config, &["audit", "verify"]).assert_code(0);
+}
+
+#[tokio::test]
+async fn references_keep_records_on_sqlite() {
+    references_keep_records(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn references_keep_records_on_postgres() {
+    references_keep_records(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn references_keep_records_on_mariadb() {
+    references_keep_records(Kind::MySql).await;
+}

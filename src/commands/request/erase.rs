@@ -8,11 +8,13 @@ use super::{bind, open, Format};
 use crate::engine::erase::{self, EraseError, Erased, Job};
 use crate::engine::find;
 use crate::engine::requests::{Identity, Kind};
+use crate::progress::Reporter;
 use chrono::Utc;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
-/// `request erase`.
+/// `request erase`. `progress` hears how many records are erased of how many.
+#[allow(clippy::too_many_arguments)] // one per flag, plus the stop signal, progress and output
 pub async fn erase(
     path: &Path,
     id: &str,
@@ -20,6 +22,7 @@ pub async fn erase(
     confirm: Option<u64>,
     format: Format,
     stop: CancellationToken,
+    progress: Reporter,
     out: Out<'_>,
 ) -> Result<Status, CommandError> {
     let config = load(path)?;
@@ -42,9 +45,7 @@ pub async fn erase(
         erase::settle(&config, &state)
             .await
             .map_err(CommandError::runtime)?;
-        let dbs = find::connect(&config)
-            .await
-            .map_err(CommandError::Runtime)?;
+        let dbs = super::connect_fitting(&config).await?;
         let done = async {
             let found = find::find(&config, &dbs, &identity)
                 .await
@@ -61,6 +62,7 @@ pub async fn erase(
                 state: &state,
                 hasher: &hasher,
                 stop: &stop,
+                progress: progress.get(),
             };
             Ok(erase::run(&mut plan, &job).await)
         }

@@ -355,6 +355,34 @@ async fn identity_for(
     Ok(identity)
 }
 
+/// Connects to the subjects' databases and checks every subject against its table as
+/// `check` does — including that a `via` foreign key holds the same kind of value as the
+/// key it refers to (text '007' must never find integer key 7). A misfit is a config error
+/// (exit 78) before any person is looked up: a request must not find, export or erase
+/// another person's records.
+pub(super) async fn connect_fitting(config: &Config) -> Result<BTreeMap<String, Db>, CommandError> {
+    let dbs = find::connect(config).await.map_err(CommandError::Runtime)?;
+    let mut shapes = crate::db::schema::Shapes::default();
+    let checked = crate::engine::subjects::check_subjects(config, &dbs, &mut shapes).await;
+    let refusal = if !checked.problems.is_empty() {
+        Some(CommandError::Config(crate::config::ConfigError {
+            problems: checked.problems,
+        }))
+    } else {
+        checked
+            .notes
+            .first()
+            .map(|n| CommandError::Runtime(format!("{n}; nothing was looked up")))
+    };
+    match refusal {
+        Some(e) => {
+            find::close(dbs).await;
+            Err(e)
+        }
+        None => Ok(dbs),
+    }
+}
+
 /// The subjects found for `identity`, with the databases they are in, still open. How
 /// many records each holds (counts only) is recorded under request `id` for the answer
 /// letter.
@@ -363,7 +391,7 @@ async fn search<'c>(
     id: &str,
     identity: &Identity,
 ) -> Result<(BTreeMap<String, Db>, Vec<Found<'c>>), CommandError> {
-    let dbs = find::connect(config).await.map_err(CommandError::Runtime)?;
+    let dbs = connect_fitting(config).await?;
     let found = match find::find(config, &dbs, identity).await {
         Ok(found) => found,
         Err(e) => {
