@@ -361,43 +361,8 @@ async fn decide<'a>(
         return Ok(());
     }
     // Records that subjects reached through this one keep need their parent.
-    for child in done
-        .iter()
-        .filter(|c| matches!(&c.subject.find, Find::Via { subject: p, .. } if *p == subject.name))
-    {
-        let Find::Via { foreign_key, .. } = &child.subject.find else {
-            continue;
-        };
-        let (Some(child_db), Some(child_shape)) = (dbs.get(&child.subject.database), child.shape)
-        else {
-            continue;
-        };
-        // Only records kept for their own reason need their parent; anonymized ones do
-        // not (a reference the database declares is checked again just before deleting).
-        let staying: Vec<Key> = child
-            .kept
-            .iter()
-            .flat_map(|k| k.keys.iter().cloned())
-            .collect();
-        if staying.is_empty() {
-            continue;
-        }
-        let referred =
-            referred_keys(child_db, child.subject, child_shape, foreign_key, &staying).await?;
-        let held: Vec<Key> = part
-            .erase
-            .iter()
-            .filter(|k| referred.contains(&k.to_string()))
-            .cloned()
-            .collect();
-        keep(
-            config,
-            db,
-            part,
-            held,
-            Because::NeededBy(child.subject.name.clone()),
-        )
-        .await?;
+    for (child, held) in needed_by_kept_children(dbs, part, done).await? {
+        keep(config, db, part, held, Because::NeededBy(child)).await?;
     }
     Ok(())
 }
@@ -427,16 +392,18 @@ async fn keep(
     Ok(())
 }
 
-/// Moves to `kept` the records of `part` that records kept in a subject reached through it
-/// still need ([`Because::NeededBy`]), from what those children finally kept — more than
-/// planned, when a child's own records turned out to be referenced just before it was
-/// erased.
+/// Per subject reached through `part`'s (among `done`), the keys of `part`'s records that
+/// the records it keeps still refer to ([`Because::NeededBy`]). Only records kept for their
+/// own reason count; anonymized ones do not need their parent (a reference the database
+/// declares is checked again just before deleting). Asked when the erasure is planned, and
+/// again just before `part` is deleted, from what the children finally kept.
 async fn needed_by_kept_children(
     dbs: &BTreeMap<String, Db>,
-    part: &mut Part<'_>,
+    part: &Part<'_>,
     done: &[Part<'_>],
-) -> Result<(), String> {
+) -> Result<Vec<(String, Vec<Key>)>, String> {
     let subject = part.subject;
+    let mut out = Vec::new();
     for child in done
         .iter()
         .filter(|c| matches!(&c.subject.find, Find::Via { subject: p, .. } if *p == subject.name))
@@ -464,18 +431,11 @@ async fn needed_by_kept_children(
             .filter(|k| referred.contains(&k.to_string()))
             .cloned()
             .collect();
-        if held.is_empty() {
-            continue;
+        if !held.is_empty() {
+            out.push((child.subject.name.clone(), held));
         }
-        let set: BTreeSet<&Key> = held.iter().collect();
-        part.erase.retain(|k| !set.contains(k));
-        part.kept.push(Kept {
-            reason: Because::NeededBy(child.subject.name.clone()),
-            keys: held,
-            until: None,
-        });
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The rules acting on a subject's table.
@@ -898,9 +858,18 @@ async fn erase_part(
     if part.act == Act::Delete {
         // Children are erased now, and what they keep is final: whatever still refers to
         // these records keeps them.
-        needed_by_kept_children(job.dbs, part, done)
+        let needed = needed_by_kept_children(job.dbs, part, done)
             .await
             .map_err(|e| (0, e))?;
+        for (child, held) in needed {
+            let set: BTreeSet<&Key> = held.iter().collect();
+            part.erase.retain(|k| !set.contains(k));
+            part.kept.push(Kept {
+                reason: Because::NeededBy(child),
+                keys: held,
+                until: None,
+            });
+        }
         let referenced = referenced_in_database(db, part, shape)
             .await
             .map_err(|e| (0, e))?;
