@@ -298,6 +298,120 @@ fn read_chunks(
     to: i64,
     tx: mpsc::SyncSender<Chunk>,
 ) -> Result<(), rusqlite::Error> {
+    // Schema 3 shows the trail through a view `audit`; before, `audit` was the table.
+    let compact: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'view' AND name = 'audit'",
+        [],
+        |r| r.get(0),
+    )?;
+    if compact > 0 {
+        read_compact(conn, from, to, tx)
+    } else {
+        read_stored(conn, from, to, tx)
+    }
+}
+
+/// [`read_chunks`] for a trail as schema 3 stores it (`state::layout`): the shared fields
+/// once per batch, the hash as 32 bytes, no `prev_hash`. Each entry is handed to the
+/// checker exactly as the `audit` view shows it — the hash in hex, and as `prev_hash` the
+/// hash of entry `seq - 1` (the genesis hash for entry 1, empty if there is none) — so
+/// the checker and the hash definition are the same for both layouts.
+fn read_compact(
+    conn: &rusqlite::Connection,
+    from: i64,
+    to: i64,
+    tx: mpsc::SyncSender<Chunk>,
+) -> Result<(), rusqlite::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT e.seq, b.at, b.run_id, b.rule, b.database, b.tbl, b.action, e.key, b.legal_basis, e.hash, b.request FROM audit_entry e JOIN audit_batch b ON b.id = e.batch WHERE e.seq BETWEEN ?1 AND ?2 ORDER BY e.seq",
+    )?;
+    let mut before = conn.prepare("SELECT hash FROM audit_entry WHERE seq = ?1")?;
+    let mut rows = stmt.query([from, to])?;
+    let mut chunk = Chunk::new();
+    // The previous entry read: its seq and its hash in hex.
+    let mut previous: Option<(i64, [u8; 64])> = None;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let mut ends = [0; TEXTS];
+        for (n, end) in ends.iter_mut().enumerate().take(8) {
+            let v = r.get_ref(n + 1)?;
+            let bytes = v.as_bytes().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(n + 1, v.data_type(), Box::new(e))
+            })?;
+            chunk.bytes.extend_from_slice(bytes);
+            *end = chunk.bytes.len();
+        }
+        let hash = r.get_ref(9)?;
+        let hash = match hash {
+            rusqlite::types::ValueRef::Blob(b) => b,
+            other => other.as_bytes().unwrap_or_default(),
+        };
+        let hash_start = chunk.bytes.len();
+        hex_of(hash, &mut chunk.bytes);
+        ends[8] = chunk.bytes.len();
+        match previous {
+            _ if seq == 1 => chunk.bytes.extend_from_slice(GENESIS.as_bytes()),
+            Some((p, link)) if p == seq - 1 => chunk.bytes.extend_from_slice(&link),
+            _ => {
+                let stored: Option<Vec<u8>> = before
+                    .query_row([seq - 1], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })?;
+                if let Some(stored) = stored {
+                    hex_of(&stored, &mut chunk.bytes);
+                }
+            }
+        }
+        ends[9] = chunk.bytes.len();
+        let mut link = [0u8; 64];
+        let own = &chunk.bytes[hash_start..ends[8]];
+        previous = (own.len() == 64).then(|| {
+            link.copy_from_slice(own);
+            (seq, link)
+        });
+        let request = r.get_ref(10)?;
+        let has_request = request != rusqlite::types::ValueRef::Null;
+        if has_request {
+            let bytes = request.as_bytes().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(10, request.data_type(), Box::new(e))
+            })?;
+            chunk.bytes.extend_from_slice(bytes);
+        }
+        ends[10] = chunk.bytes.len();
+        chunk.entries.push((seq, ends, has_request));
+        if chunk.entries.len() == CHUNK
+            && tx
+                .send(std::mem::replace(&mut chunk, Chunk::new()))
+                .is_err()
+        {
+            return Ok(());
+        }
+    }
+    if !chunk.entries.is_empty() {
+        let _ = tx.send(chunk);
+    }
+    Ok(())
+}
+
+/// Appends `bytes` to `out` in lowercase hex.
+fn hex_of(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + bytes.len() * 2, 0);
+    // The output was sized for exactly this input.
+    let _ = hex::encode_to_slice(bytes, &mut out[start..]);
+}
+
+/// [`read_chunks`] for a trail as schemas 1 and 2 stored it, one row per entry with every
+/// field (a state database opened read-only, as it is, is never converted).
+fn read_stored(
+    conn: &rusqlite::Connection,
+    from: i64,
+    to: i64,
+    tx: mpsc::SyncSender<Chunk>,
+) -> Result<(), rusqlite::Error> {
     // A state database from before schema 2, read as it is, has no `request` column.
     let has_column: i64 = conn.query_row(
         "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'request'",
@@ -416,9 +530,10 @@ mod tests {
         let state = State::open(dir.path()).await.unwrap();
         let keys: Vec<String> = (1..=n).map(|k| k.to_string()).collect();
         let at = "2026-11-23T02:30:00.000000Z";
-        let mut hashes: Vec<String> = Vec::new();
+        let mut digests: Vec<u8> = Vec::new();
+        let mut prev = GENESIS.to_owned();
         for (i, key) in keys.iter().enumerate() {
-            hashes.push(crate::audit::chain::hash_of(&crate::audit::chain::Fields {
+            let digest = crate::audit::chain::digest_of(&crate::audit::chain::Fields {
                 seq: i as i64 + 1,
                 at,
                 run_id: "r",
@@ -428,9 +543,11 @@ mod tests {
                 action: "delete",
                 key,
                 legal_basis: "test",
-                prev_hash: hashes.last().map_or(GENESIS, String::as_str),
+                prev_hash: &prev,
                 request: None,
-            }));
+            });
+            prev = hex::encode(digest);
+            digests.extend_from_slice(&digest);
         }
         let chained = crate::state::Chained {
             after: None,
@@ -445,7 +562,7 @@ mod tests {
                 table: "t",
                 action: "delete",
                 keys: &keys,
-                hashes,
+                digests,
             }],
         };
         state
@@ -500,9 +617,29 @@ mod tests {
         assert!(reason.contains("expected entry 50"), "{reason}");
     }
 
+    /// Rewrites the trail at `path` as schema 2 stored it: one row per entry, every field,
+    /// `prev_hash` included (what a state database written before schema 3 holds).
+    pub(crate) fn to_schema_2(path: &Path) {
+        tamper(
+            path,
+            "CREATE TABLE audit2 (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, run_id TEXT NOT NULL, rule TEXT NOT NULL, database TEXT NOT NULL, tbl TEXT NOT NULL, action TEXT NOT NULL, key TEXT NOT NULL, legal_basis TEXT NOT NULL, hash TEXT NOT NULL, prev_hash TEXT NOT NULL, request TEXT);
+             INSERT INTO audit2 SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, request FROM audit;
+             DROP VIEW audit; DROP TABLE audit_entry; DROP TABLE audit_batch;
+             ALTER TABLE audit2 RENAME TO audit;
+             CREATE INDEX audit_at ON audit (at);
+             CREATE INDEX audit_request ON audit (request) WHERE request IS NOT NULL;
+             PRAGMA user_version = 2;",
+        );
+    }
+
     #[tokio::test]
-    async fn a_broken_link_on_the_seam_is_named() {
+    async fn a_broken_link_on_the_seam_is_named_in_a_trail_stored_before_schema_3() {
         let (_dir, path) = trail(100).await;
+        to_schema_2(&path);
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verdict::Intact { entries: 100, .. }
+        ));
         tamper(
             &path,
             &format!(
@@ -513,6 +650,48 @@ mod tests {
         let (seq, reason) = broken_at(&path);
         assert_eq!(seq, 51);
         assert!(reason.contains("prev_hash"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_replaced_hash_on_the_seam_is_named() {
+        // Schema 3 stores no prev_hash: the link is the stored hash of the entry before,
+        // so replacing a hash breaks that entry, and a forged entry with a fitting hash of
+        // its own breaks the next one.
+        let (_dir, path) = trail(100).await;
+        tamper(
+            &path,
+            &format!("UPDATE audit SET hash = '{}' WHERE seq = 50", "1".repeat(64)),
+        );
+        let (seq, reason) = broken_at(&path);
+        assert_eq!(seq, 50);
+        assert!(reason.contains("altered"), "{reason}");
+
+        let (_dir, path) = trail(100).await;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let prev: String = conn
+            .query_row("SELECT prev_hash FROM audit WHERE seq = 50", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let forged = crate::audit::chain::hash_of(&crate::audit::chain::Fields {
+            seq: 50,
+            at: "2026-11-23T02:30:00.000000Z",
+            run_id: "r",
+            rule: "rule",
+            database: "db",
+            table: "t",
+            action: "delete",
+            key: "4711",
+            legal_basis: "test",
+            prev_hash: &prev,
+            request: None,
+        });
+        tamper(
+            &path,
+            &format!("UPDATE audit SET key = '4711', hash = '{forged}' WHERE seq = 50"),
+        );
+        let (seq, reason) = broken_at(&path);
+        assert_eq!(seq, 51, "{reason}");
     }
 
     #[tokio::test]
@@ -581,6 +760,7 @@ mod tests {
     async fn a_trail_written_before_requests_existed_verifies_read_only_and_after_the_upgrade() {
         let (dir, path) = trail(20).await;
         // Back to schema 1: no `request` columns, user_version 1.
+        to_schema_2(&path);
         tamper(
             &path,
             "DROP INDEX audit_request; ALTER TABLE audit DROP COLUMN request; ALTER TABLE pending DROP COLUMN request; PRAGMA user_version = 1",
@@ -597,5 +777,23 @@ mod tests {
             verify_file(&path).unwrap(),
             Verdict::Intact { entries: 20, .. }
         ));
+        let compact: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM audit_entry", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(compact, 20, "converted to schema 3 on opening");
+    }
+
+    #[tokio::test]
+    async fn a_schema_2_trail_that_is_not_intact_is_not_converted() {
+        let (dir, path) = trail(20).await;
+        to_schema_2(&path);
+        tamper(&path, "UPDATE audit SET prev_hash = 'x' WHERE seq = 7");
+        let Err(e) = State::open(dir.path()).await else {
+            panic!("a broken schema 2 trail was converted");
+        };
+        assert!(e.to_string().contains("not intact at entry 7"), "{e}");
+        // Left exactly as it was: still schema 2, still broken at 7.
+        assert_eq!(broken_at(&path).0, 7);
     }
 }

@@ -4,7 +4,7 @@
 //! rule) in one transaction. The engine decides what is written; `state` only stores it.
 
 use super::outcome::{HoldEventKind, RuleEventKind};
-use crate::audit::chain::{hash_of, Fields, GENESIS};
+use crate::audit::chain::{digest_of, Fields, GENESIS};
 use crate::state::{
     now_text, Chained, Group, HoldSeen, Intent, RuleChange, RuleSeen, RuleUnlock, Settles, State,
     StateError,
@@ -41,16 +41,27 @@ async fn append_groups(
     at: &str,
     settles: Settles<'_>,
 ) -> Result<(), StateError> {
+    // Head, chain and append are one turn: entries of databases purged side by side
+    // (`[daemon] parallel`) are chained one batch after another, never to the same head.
+    let _turn = state.append_turn().await;
     let head = state.head().await?;
     let first_link = head.as_ref().map_or(GENESIS, |h| h.hash.as_str());
     let mut seq = head.as_ref().map_or(0, |h| h.seq);
-    let mut link = first_link.to_owned();
+    // The link hashed into each entry is the hex of the one before (the hash definition
+    // is unchanged since the first release); the digests are stored as raw bytes.
+    let mut link = [0u8; 64];
+    link.copy_from_slice(
+        first_link
+            .as_bytes()
+            .get(..64)
+            .unwrap_or(GENESIS.as_bytes()),
+    );
     let mut chained_groups = Vec::with_capacity(groups.len());
     for (table, action, keys) in groups {
-        let mut hashes: Vec<String> = Vec::with_capacity(keys.len());
+        let mut digests: Vec<u8> = Vec::with_capacity(keys.len() * 32);
         for key in keys.iter() {
             seq += 1;
-            let hash = hash_of(&Fields {
+            let digest = digest_of(&Fields {
                 seq,
                 at,
                 run_id: what.run_id,
@@ -60,17 +71,17 @@ async fn append_groups(
                 action,
                 key,
                 legal_basis: what.legal_basis,
-                prev_hash: &link,
+                prev_hash: std::str::from_utf8(&link).unwrap_or(GENESIS),
                 request: what.request,
             });
-            link.clone_from(&hash);
-            hashes.push(hash);
+            hex::encode_to_slice(digest, &mut link).map_err(StateError::io)?;
+            digests.extend_from_slice(&digest);
         }
         chained_groups.push(Group {
             table,
             action,
             keys,
-            hashes,
+            digests,
         });
     }
     let chained = Chained {

@@ -8,6 +8,7 @@
 
 pub mod holds;
 pub mod intents;
+mod layout;
 pub mod outbox;
 pub mod requests;
 pub mod rules;
@@ -51,6 +52,9 @@ impl StateError {
 pub struct State {
     pool: SqlitePool,
     dir: PathBuf,
+    /// Taken while one batch's entries are chained to the head and appended, so that
+    /// batches committed side by side in several databases take turns at the trail.
+    appending: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 const SCHEMA: &str = "
@@ -61,21 +65,27 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     summary TEXT
 );
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS audit_batch (
+    id INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
     at TEXT NOT NULL,
     run_id TEXT NOT NULL,
     rule TEXT NOT NULL,
     database TEXT NOT NULL,
     tbl TEXT NOT NULL,
     action TEXT NOT NULL,
-    key TEXT NOT NULL,
     legal_basis TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
     request TEXT
 );
-CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE INDEX IF NOT EXISTS audit_batch_at ON audit_batch (at);
+CREATE INDEX IF NOT EXISTS audit_batch_request ON audit_batch (request) WHERE request IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_entry (
+    seq INTEGER PRIMARY KEY,
+    batch INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    hash BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chain_head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -174,8 +184,10 @@ const ADDED_COLUMNS: [(i64, &str, &str, &str); 3] = [
 
 /// The state schema this build writes (`PRAGMA user_version`). 0 is a database from before
 /// versions were recorded (the same schema as 1); 2 added the `request` of audit entries
-/// and intents (data-subject erasures) and the outcomes of requests.
-pub const SCHEMA_VERSION: i64 = 2;
+/// and intents (data-subject erasures) and the outcomes of requests; 3 stores the trail
+/// compactly (`layout`: shared fields once per batch, binary hashes) behind a view `audit`
+/// that reads as schema 2's table did.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Whether a query runs on `pool` (a read-only WAL database may open and fail at the first
 /// read).
@@ -228,6 +240,7 @@ async fn create_initialized(file: &Path) -> Result<(), StateError> {
         .await?;
     let built = async {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(&layout::view()).execute(&pool).await?;
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&pool)
             .await?;
@@ -295,6 +308,7 @@ impl State {
         let state = State {
             pool,
             dir: dir.to_owned(),
+            appending: Default::default(),
         };
         if let Err(e) = state.migrate().await {
             state.close().await;
@@ -333,6 +347,7 @@ impl State {
         let state = State {
             pool,
             dir: dir.to_owned(),
+            appending: Default::default(),
         };
         match state.check_version().await {
             Ok(true) => Ok(Some(state)),
@@ -355,6 +370,10 @@ impl State {
     async fn migrate(&self) -> Result<(), StateError> {
         self.check_version().await?;
         sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
+        let old_layout = layout::has_old_table(&self.pool).await?;
+        if !old_layout {
+            sqlx::raw_sql(&layout::view()).execute(&self.pool).await?;
+        }
         for (_, table, column, declaration) in ADDED_COLUMNS {
             if !self.has_column(table, column).await? {
                 sqlx::raw_sql(&format!(
@@ -364,12 +383,11 @@ impl State {
                 .await?;
             }
         }
-        // After the columns: an older database gets its `request` column just above.
-        sqlx::raw_sql(
-            "CREATE INDEX IF NOT EXISTS audit_request ON audit (request) WHERE request IS NOT NULL",
-        )
-        .execute(&self.pool)
-        .await?;
+        // After the columns: a schema 1 trail gets its `request` column just above.
+        if old_layout {
+            let file = self.dir.join("state.db");
+            layout::migrate(&self.pool, &file.display().to_string()).await?;
+        }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&self.pool)
             .await?;
@@ -427,11 +445,17 @@ impl State {
             )));
         }
         let tables: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('audit', 'chain_head', 'runs')",
+            "SELECT COUNT(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name IN ('audit', 'chain_head', 'runs')",
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(tables == 3)
+    }
+
+    /// This process's turn at the trail: held from reading the head until the entries
+    /// chained to it are appended (see `engine::journal`).
+    pub async fn append_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.appending.lock().await
     }
 
     /// The pool, for reading the trail (`audit export`).

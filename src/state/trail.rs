@@ -16,7 +16,7 @@ pub struct Head {
 }
 
 /// Entries to append: the fields a batch shares, and per group (a table and its verb) the
-/// entries' keys and hashes. The entries are numbered and linked in order, group after
+/// entries' keys and digests. The entries are numbered and linked in order, group after
 /// group: entry `i` gets `seq = after.seq + 1 + i` and links to entry `i - 1` (the first to
 /// `after`).
 #[derive(Debug)]
@@ -50,8 +50,9 @@ pub struct Group<'a> {
     pub action: &'a str,
     /// One key per entry.
     pub keys: &'a [String],
-    /// One hash per entry, in the same order.
-    pub hashes: Vec<String>,
+    /// One SHA-256 digest (32 bytes) per entry, in the same order, back to back: stored as
+    /// they are (the `audit` view shows them as hex).
+    pub digests: Vec<u8>,
 }
 
 /// What else the append settles, in the same transaction.
@@ -66,9 +67,6 @@ pub enum Settles<'a> {
     /// An operator's unlock of a locked rule: its `rule-unlock` entry was recorded.
     RuleUnlock(&'a super::RuleUnlock),
 }
-
-/// Entries per INSERT statement: 4 bound values each, plus 8 shared (SQLite allows 32,766).
-const INSERT_CHUNK: usize = 2000;
 
 impl State {
     /// The trail's head, or `None` while it is empty.
@@ -179,60 +177,66 @@ async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, St
     })
 }
 
-/// The multi-row INSERTs and the new head. The fields every entry of a batch shares are
-/// bound once per statement; each row binds only its `seq`, `key`, `hash` and `prev_hash`.
+/// One `audit_batch` row per group (the fields its entries share) and its entries in one
+/// statement: the keys as one JSON array and the digests as one blob, split by SQLite
+/// itself (`json_each`), so a batch of thousands of entries is two statements with five
+/// and ten bound values, whatever its size. Then the new head.
 async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), StateError> {
     let mut seq = e.after.map_or(0, |h| h.seq);
-    let mut link = e.first_link;
+    let mut last: Option<&[u8]> = None;
     for group in e.groups {
-        if group.keys.len() != group.hashes.len() {
+        if group.digests.len() != group.keys.len() * 32 {
             return Err(StateError::Io(format!(
-                "internal: {} keys but {} hashes to append",
+                "internal: {} keys but {} bytes of digests to append",
                 group.keys.len(),
-                group.hashes.len()
+                group.digests.len()
             )));
         }
-        for (keys, hashes) in group
-            .keys
-            .chunks(INSERT_CHUNK)
-            .zip(group.hashes.chunks(INSERT_CHUNK))
-        {
-            // Anonymous placeholders only: sqlx looks each numbered one up by name, which
-            // is quadratic in their number.
-            let mut q = String::with_capacity(256 + keys.len() * 14);
-            q.push_str("WITH shared (at, run_id, rule, database, tbl, action, legal_basis, request) AS (VALUES (?, ?, ?, ?, ?, ?, ?, ?)) INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, request) SELECT rows.column1, at, run_id, rule, database, tbl, action, rows.column2, legal_basis, rows.column3, rows.column4, request FROM shared, (VALUES ");
-            for i in 0..keys.len() {
-                q.push_str(if i == 0 {
-                    "(?, ?, ?, ?)"
-                } else {
-                    ", (?, ?, ?, ?)"
-                });
-            }
-            q.push_str(") AS rows");
-            let mut query = sqlx::query(&q)
-                .bind(e.at)
-                .bind(e.run_id)
-                .bind(e.rule)
-                .bind(e.database)
-                .bind(group.table)
-                .bind(group.action)
-                .bind(e.legal_basis)
-                .bind(e.request);
-            for (key, hash) in keys.iter().zip(hashes) {
-                seq += 1;
-                query = query
-                    .bind(seq)
-                    .bind(key.as_str())
-                    .bind(hash.as_str())
-                    .bind(link);
-                link = hash.as_str();
-            }
-            query.execute(&mut *tx).await?;
+        let Some(n) = i64::try_from(group.keys.len()).ok().filter(|n| *n > 0) else {
+            continue;
+        };
+        let keys = serde_json::to_string(group.keys).map_err(StateError::io)?;
+        let batch: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        )
+        .bind(seq + 1)
+        .bind(seq + n)
+        .bind(e.at)
+        .bind(e.run_id)
+        .bind(e.rule)
+        .bind(e.database)
+        .bind(group.table)
+        .bind(group.action)
+        .bind(e.legal_basis)
+        .bind(e.request)
+        .fetch_one(&mut *tx)
+        .await?;
+        let written = sqlx::query(
+            "INSERT INTO audit_entry (seq, batch, key, hash) SELECT ?1 + j.key, ?2, j.value, substr(?3, j.key * 32 + 1, 32) FROM json_each(?4) AS j ORDER BY j.key",
+        )
+        .bind(seq + 1)
+        .bind(batch)
+        .bind(group.digests.as_slice())
+        .bind(keys)
+        .execute(&mut *tx)
+        .await?;
+        if written.rows_affected() != group.keys.len() as u64 {
+            return Err(StateError::Io(format!(
+                "internal: {} audit entries written for {} keys",
+                written.rows_affected(),
+                group.keys.len()
+            )));
         }
+        seq += n;
+        last = group.digests.get(group.digests.len() - 32..);
     }
+    let head_hash = match last {
+        Some(digest) => hex::encode(digest),
+        None => e.first_link.to_owned(),
+    };
     sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
         .bind(seq)
-        .bind(link)
+        .bind(head_hash)
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -26,6 +26,7 @@ mod requests;
 mod rules_history;
 mod safeguards;
 mod secrets;
+mod state_upgrade;
 mod subjects;
 mod time_columns;
 mod trust;
