@@ -5,8 +5,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// `prev_hash` of the first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// `prev_hash` of the first entry (defined beside the trail's storage, which shows it too).
+pub use crate::state::GENESIS;
 
 /// One audit entry: one action on one record. Holds no personal data — only the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

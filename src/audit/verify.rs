@@ -357,9 +357,9 @@ fn read_compact(
                     .query_row([seq - 1], |r| r.get(0))
                     .map(Some)
                     .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(e),
-                    })?;
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
                 if let Some(stored) = stored {
                     hex_of(&stored, &mut chunk.bytes);
                 }
@@ -549,24 +549,24 @@ mod tests {
             prev = hex::encode(digest);
             digests.extend_from_slice(&digest);
         }
-        let chained = crate::state::Chained {
-            after: None,
-            first_link: GENESIS,
-            at,
-            run_id: "r",
-            rule: "rule",
-            database: "db",
-            legal_basis: "test",
-            request: None,
-            groups: &[crate::state::Group {
-                table: "t",
-                action: "delete",
-                keys: &keys,
-                digests,
-            }],
+        let chain = |_: Option<&crate::state::Head>| {
+            Ok(crate::state::Chained {
+                at,
+                run_id: "r",
+                rule: "rule",
+                database: "db",
+                legal_basis: "test",
+                request: None,
+                groups: vec![crate::state::Group {
+                    table: "t",
+                    action: "delete",
+                    keys: &keys,
+                    digests,
+                }],
+            })
         };
         state
-            .append(&chained, crate::state::Settles::Intent("none"))
+            .append(chain, crate::state::Settles::Intent("none"))
             .await
             .unwrap();
         state.close().await;
@@ -660,7 +660,10 @@ mod tests {
         let (_dir, path) = trail(100).await;
         tamper(
             &path,
-            &format!("UPDATE audit SET hash = '{}' WHERE seq = 50", "1".repeat(64)),
+            &format!(
+                "UPDATE audit SET hash = '{}' WHERE seq = 50",
+                "1".repeat(64)
+            ),
         );
         let (seq, reason) = broken_at(&path);
         assert_eq!(seq, 50);

@@ -6,8 +6,8 @@
 use super::outcome::{HoldEventKind, RuleEventKind};
 use crate::audit::chain::{digest_of, Fields, GENESIS};
 use crate::state::{
-    now_text, Chained, Group, HoldSeen, Intent, RuleChange, RuleSeen, RuleUnlock, Settles, State,
-    StateError,
+    now_text, Chained, Group, Head, HoldSeen, Intent, RuleChange, RuleSeen, RuleUnlock, Settles,
+    State, StateError,
 };
 
 /// The fields every entry of one append shares.
@@ -41,61 +41,57 @@ async fn append_groups(
     at: &str,
     settles: Settles<'_>,
 ) -> Result<(), StateError> {
-    // Head, chain and append are one turn: entries of databases purged side by side
-    // (`[daemon] parallel`) are chained one batch after another, never to the same head.
-    let _turn = state.append_turn().await;
-    let head = state.head().await?;
-    let first_link = head.as_ref().map_or(GENESIS, |h| h.hash.as_str());
-    let mut seq = head.as_ref().map_or(0, |h| h.seq);
-    // The link hashed into each entry is the hex of the one before (the hash definition
-    // is unchanged since the first release); the digests are stored as raw bytes.
-    let mut link = [0u8; 64];
-    link.copy_from_slice(
-        first_link
-            .as_bytes()
-            .get(..64)
-            .unwrap_or(GENESIS.as_bytes()),
-    );
-    let mut chained_groups = Vec::with_capacity(groups.len());
-    for (table, action, keys) in groups {
-        let mut digests: Vec<u8> = Vec::with_capacity(keys.len() * 32);
-        for key in keys.iter() {
-            seq += 1;
-            let digest = digest_of(&Fields {
-                seq,
-                at,
-                run_id: what.run_id,
-                rule: what.rule,
-                database: what.database,
+    let chain = |head: Option<&Head>| -> Result<Chained<'_>, StateError> {
+        let mut seq = head.map_or(0, |h| h.seq);
+        // The link hashed into each entry is the hex of the hash before (the hash
+        // definition is unchanged since the first release); digests are stored as bytes.
+        let mut link = [0u8; 64];
+        let first = head.map_or(GENESIS, |h| h.hash.as_str());
+        if first.len() != link.len() {
+            return Err(StateError::Io(format!(
+                "the trail's recorded head hash is not 64 hex digits ({first:?}); run `retentiond audit verify`"
+            )));
+        }
+        link.copy_from_slice(first.as_bytes());
+        let mut chained_groups = Vec::with_capacity(groups.len());
+        for (table, action, keys) in groups {
+            let mut digests: Vec<u8> = Vec::with_capacity(keys.len() * 32);
+            for key in keys.iter() {
+                seq += 1;
+                let digest = digest_of(&Fields {
+                    seq,
+                    at,
+                    run_id: what.run_id,
+                    rule: what.rule,
+                    database: what.database,
+                    table,
+                    action,
+                    key,
+                    legal_basis: what.legal_basis,
+                    prev_hash: std::str::from_utf8(&link).map_err(StateError::io)?,
+                    request: what.request,
+                });
+                hex::encode_to_slice(digest, &mut link).map_err(StateError::io)?;
+                digests.extend_from_slice(&digest);
+            }
+            chained_groups.push(Group {
                 table,
                 action,
-                key,
-                legal_basis: what.legal_basis,
-                prev_hash: std::str::from_utf8(&link).unwrap_or(GENESIS),
-                request: what.request,
+                keys,
+                digests,
             });
-            hex::encode_to_slice(digest, &mut link).map_err(StateError::io)?;
-            digests.extend_from_slice(&digest);
         }
-        chained_groups.push(Group {
-            table,
-            action,
-            keys,
-            digests,
-        });
-    }
-    let chained = Chained {
-        after: head.as_ref(),
-        first_link,
-        at,
-        run_id: what.run_id,
-        rule: what.rule,
-        database: what.database,
-        legal_basis: what.legal_basis,
-        request: what.request,
-        groups: &chained_groups,
+        Ok(Chained {
+            at,
+            run_id: what.run_id,
+            rule: what.rule,
+            database: what.database,
+            legal_basis: what.legal_basis,
+            request: what.request,
+            groups: chained_groups,
+        })
     };
-    state.append(&chained, settles).await
+    state.append(chain, settles).await
 }
 
 /// A batch committed: its intent becomes one audit entry per key, and the intent is

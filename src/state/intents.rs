@@ -108,10 +108,8 @@ async fn insert_intent(
     keys: &str,
     children: Option<&str>,
 ) -> Result<(), StateError> {
-    // Whatever an append left on this connection: an intent is always fsynced.
-    sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *conn)
-        .await?;
+    // The pool's connections commit with `synchronous = FULL` (appends have a connection
+    // of their own): the intent is fsynced when this returns.
     sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
         .bind(&i.batch_id)
         .bind(&i.run_id)

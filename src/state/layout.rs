@@ -14,12 +14,12 @@
 //! tamper test, an auditor's experiment on a copy) reach the tables underneath, so that
 //! `audit verify` sees them.
 
-use super::StateError;
-use crate::audit::chain::GENESIS;
+use super::{State, StateError, GENESIS};
 
-/// The view and its triggers. Created after the old `audit` table of schema 2 is gone.
-pub(super) fn view() -> String {
-    format!(
+impl State {
+    /// The view and its triggers. Created after the old `audit` table of schema 2 is gone.
+    pub(super) fn audit_view() -> String {
+        format!(
         "
 CREATE VIEW IF NOT EXISTS audit AS
 SELECT e.seq AS seq, b.at AS at, b.run_id AS run_id, b.rule AS rule, b.database AS database,
@@ -45,41 +45,42 @@ CREATE TRIGGER IF NOT EXISTS audit_update INSTEAD OF UPDATE ON audit BEGIN
 END;
 "
     )
-}
+    }
 
-/// Whether `audit` is still schema 2's table (a state database written before schema 3).
-pub(super) async fn has_old_table(pool: &sqlx::SqlitePool) -> Result<bool, StateError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(n > 0)
-}
+    /// Whether `audit` is still schema 2's table (a state database written before schema 3).
+    pub(super) async fn has_old_audit_table(&self) -> Result<bool, StateError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
 
-/// Moves the entries of schema 2's `audit` table into the compact tables, in one
-/// transaction, and replaces the table with the view. Refuses (changing nothing) when the
-/// stored trail is not consistent as stored — a `prev_hash` that is not the hash before it,
-/// a hash that is not 64 lowercase hex digits — because the compact layout does not keep
-/// `prev_hash`, and the evidence of such a break would be lost.
-pub(super) async fn migrate(pool: &sqlx::SqlitePool, file: &str) -> Result<(), StateError> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    let bad: Option<i64> = sqlx::query_scalar(
-        "SELECT a.seq FROM audit a LEFT JOIN audit p ON p.seq = a.seq - 1
+    /// Moves the entries of schema 2's `audit` table into the compact tables, in one
+    /// transaction, and replaces the table with the view. Refuses (changing nothing) when the
+    /// stored trail is not consistent as stored — a `prev_hash` that is not the hash before it,
+    /// a hash that is not 64 lowercase hex digits — because the compact layout does not keep
+    /// `prev_hash`, and the evidence of such a break would be lost.
+    pub(super) async fn convert_trail(&self) -> Result<(), StateError> {
+        let file = self.dir.join("state.db").display().to_string();
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        let bad: Option<i64> = sqlx::query_scalar(
+            "SELECT a.seq FROM audit a LEFT JOIN audit p ON p.seq = a.seq - 1
          WHERE a.hash IS NOT lower(hex(unhex(a.hash))) OR length(a.hash) != 64
             OR a.prev_hash IS NOT (CASE WHEN a.seq = 1 THEN ?1 ELSE p.hash END)
          ORDER BY a.seq LIMIT 1",
-    )
-    .bind(GENESIS)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(seq) = bad {
-        return Err(StateError::Io(format!(
+        )
+        .bind(GENESIS)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(seq) = bad {
+            return Err(StateError::Io(format!(
             "{file}: the audit trail is not intact at entry {seq} (`retentiond audit verify` says why), so it is not converted to the new storage layout, which would lose the evidence; keep a copy of the state directory for your auditors, then restore state.db from a backup or run the previous release"
         )));
-    }
-    sqlx::raw_sql(
+        }
+        sqlx::raw_sql(
         "
 INSERT INTO audit_batch (id, first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request)
 SELECT g.seq, g.seq, COALESCE(g.next_start, m.max_seq + 1) - 1, g.at, g.run_id, g.rule, g.database, g.tbl, g.action, g.legal_basis, g.request
@@ -99,17 +100,18 @@ DROP TABLE audit;
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::raw_sql(&view()).execute(&mut *tx).await?;
-    let moved: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM audit_entry), (SELECT COUNT(*) FROM audit_batch)",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        entries = moved.0,
-        batches = moved.1,
-        "audit trail converted to state schema 3 (shared fields once per batch, binary hashes)"
-    );
-    Ok(())
+        sqlx::raw_sql(&Self::audit_view()).execute(&mut *tx).await?;
+        let moved: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM audit_entry), (SELECT COUNT(*) FROM audit_batch)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            entries = moved.0,
+            batches = moved.1,
+            "audit trail converted to state schema 3 (shared fields once per batch, binary hashes)"
+        );
+        Ok(())
+    }
 }

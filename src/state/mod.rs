@@ -19,7 +19,7 @@ pub use holds::HoldSeen;
 pub use intents::{ChildKeys, Intent};
 pub use rules::{RuleChange, RuleEntry, RuleSeen, RuleUnlock, RuleVersion};
 pub use runs::RunRow;
-pub use trail::{Chained, Group, Head, Settles};
+pub use trail::{Chained, Group, Head, Settles, GENESIS};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -52,9 +52,11 @@ impl StateError {
 pub struct State {
     pool: SqlitePool,
     dir: PathBuf,
-    /// Taken while one batch's entries are chained to the head and appended, so that
-    /// batches committed side by side in several databases take turns at the trail.
-    appending: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The one connection that appends to the trail: appends take turns on it (databases
+    /// purged side by side confirm their batches one after the other), and it commits
+    /// without an fsync of its own (`synchronous = NORMAL`: the next intent's fsync carries
+    /// the entries to disk), so it never needs switching back and forth.
+    appender: SqlitePool,
 }
 
 const SCHEMA: &str = "
@@ -240,7 +242,7 @@ async fn create_initialized(file: &Path) -> Result<(), StateError> {
         .await?;
     let built = async {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        sqlx::raw_sql(&layout::view()).execute(&pool).await?;
+        sqlx::raw_sql(&State::audit_view()).execute(&pool).await?;
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&pool)
             .await?;
@@ -305,10 +307,13 @@ impl State {
             .max_connections(2)
             .connect_with(options(&file))
             .await?;
+        let appender = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options(&file).synchronous(SqliteSynchronous::Normal));
         let state = State {
             pool,
+            appender,
             dir: dir.to_owned(),
-            appending: Default::default(),
         };
         if let Err(e) = state.migrate().await {
             state.close().await;
@@ -345,9 +350,10 @@ impl State {
             }
         };
         let state = State {
+            // Nothing is appended to a state database opened read-only.
+            appender: pool.clone(),
             pool,
             dir: dir.to_owned(),
-            appending: Default::default(),
         };
         match state.check_version().await {
             Ok(true) => Ok(Some(state)),
@@ -370,9 +376,11 @@ impl State {
     async fn migrate(&self) -> Result<(), StateError> {
         self.check_version().await?;
         sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
-        let old_layout = layout::has_old_table(&self.pool).await?;
+        let old_layout = self.has_old_audit_table().await?;
         if !old_layout {
-            sqlx::raw_sql(&layout::view()).execute(&self.pool).await?;
+            sqlx::raw_sql(&Self::audit_view())
+                .execute(&self.pool)
+                .await?;
         }
         for (_, table, column, declaration) in ADDED_COLUMNS {
             if !self.has_column(table, column).await? {
@@ -385,8 +393,7 @@ impl State {
         }
         // After the columns: a schema 1 trail gets its `request` column just above.
         if old_layout {
-            let file = self.dir.join("state.db");
-            layout::migrate(&self.pool, &file.display().to_string()).await?;
+            self.convert_trail().await?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .execute(&self.pool)
@@ -452,12 +459,6 @@ impl State {
         Ok(tables == 3)
     }
 
-    /// This process's turn at the trail: held from reading the head until the entries
-    /// chained to it are appended (see `engine::journal`).
-    pub async fn append_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.appending.lock().await
-    }
-
     /// The pool, for reading the trail (`audit export`).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -496,8 +497,9 @@ impl State {
         }
     }
 
-    /// Closes the pool cleanly (checkpoints the WAL).
+    /// Closes the pools cleanly (checkpoints the WAL).
     pub async fn close(&self) {
+        self.appender.close().await;
         self.pool.close().await;
     }
 }

@@ -1,10 +1,14 @@
-//! The audit trail's storage: its head, and appending entries someone else has already
-//! chained and hashed (`engine::journal` does that with `audit::chain`). An append is one
+//! The audit trail's storage: its head, and appending entries someone else chains and
+//! hashes (`engine::journal` does that with `audit::chain`, given the head). An append is one
 //! transaction that also settles what made the entries final — an intent removed, a hold's
 //! new state recorded — so the trail and the state never disagree.
 
 use super::{HoldSeen, State, StateError};
 use sqlx::Row;
+
+/// `prev_hash` of the first entry: what the hash chain starts from (`audit::chain`), and
+/// what the `audit` view shows as the first entry's `prev_hash`.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The trail's last entry: its position and hash. `None` for an empty trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,14 +21,9 @@ pub struct Head {
 
 /// Entries to append: the fields a batch shares, and per group (a table and its verb) the
 /// entries' keys and digests. The entries are numbered and linked in order, group after
-/// group: entry `i` gets `seq = after.seq + 1 + i` and links to entry `i - 1` (the first to
-/// `after`).
+/// group, after the head they were chained to: entry `i` gets `seq = head.seq + 1 + i`.
 #[derive(Debug)]
 pub struct Chained<'a> {
-    /// The head these entries were chained to; the append fails if the trail moved since.
-    pub after: Option<&'a Head>,
-    /// `prev_hash` of the first entry (the head's hash, or the genesis hash).
-    pub first_link: &'a str,
     /// When the actions were committed.
     pub at: &'a str,
     /// The pass.
@@ -38,7 +37,7 @@ pub struct Chained<'a> {
     /// The data-subject request an erasure acted under; `None` for rules and holds.
     pub request: Option<&'a str>,
     /// The entries, by table and verb (a rule's child rows, then its records).
-    pub groups: &'a [Group<'a>],
+    pub groups: Vec<Group<'a>>,
 }
 
 /// Entries of one table and verb.
@@ -110,16 +109,20 @@ impl State {
         )
     }
 
-    /// Appends `entries` and settles `settles`, atomically. Not fsynced on its own (the
-    /// next intent's fsync carries it to disk): if a power cut loses it, the intent and the
-    /// batch's journal row survive, and the next start writes the same entries again.
-    pub async fn append(
+    /// Appends the entries `chain` makes for the trail's current head, and settles
+    /// `settles`, atomically. `chain` runs inside the transaction, after the head is read
+    /// (SQLite's write lock is held), so entries are always chained to the head they
+    /// follow, also when several databases' batches are confirmed side by side. Not fsynced
+    /// on its own (the next intent's fsync carries it to disk): if a power cut loses it, the
+    /// intent and the batch's journal row survive, and the next start writes the same
+    /// entries again.
+    pub async fn append<'c>(
         &self,
-        entries: &Chained<'_>,
+        chain: impl FnOnce(Option<&Head>) -> Result<Chained<'c>, StateError>,
         settles: Settles<'_>,
     ) -> Result<(), StateError> {
-        let mut conn = self.pool.acquire().await?;
-        let appended = append_on(&mut conn, entries, settles).await;
+        let mut conn = self.appender.acquire().await?;
+        let appended = append_on(&mut conn, chain, settles).await;
         if appended.is_err() {
             // A failed write (disk full, I/O error) may leave the connection inside its
             // transaction; back in the pool it would fail every later write ("non-zero
@@ -131,24 +134,15 @@ impl State {
 }
 
 /// [`State::append`] on one connection, in one transaction.
-async fn append_on(
+async fn append_on<'c>(
     conn: &mut sqlx::SqliteConnection,
-    entries: &Chained<'_>,
+    chain: impl FnOnce(Option<&Head>) -> Result<Chained<'c>, StateError>,
     settles: Settles<'_>,
 ) -> Result<(), StateError> {
-    sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut *conn)
-        .await?;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
     let head = read_head(&mut tx).await?;
-    if head.as_ref() != entries.after {
-        return Err(StateError::Io(format!(
-            "the audit trail's head moved while entries were being chained (expected {:?}, found {:?}); another process is writing the trail",
-            entries.after.map(|h| h.seq),
-            head.map(|h| h.seq)
-        )));
-    }
-    insert(&mut tx, entries).await?;
+    let entries = chain(head.as_ref())?;
+    insert(&mut tx, head.as_ref(), &entries).await?;
     match settles {
         Settles::Intent(batch_id) => {
             sqlx::query("DELETE FROM pending WHERE batch_id = ?1")
@@ -181,10 +175,14 @@ async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, St
 /// statement: the keys as one JSON array and the digests as one blob, split by SQLite
 /// itself (`json_each`), so a batch of thousands of entries is two statements with five
 /// and ten bound values, whatever its size. Then the new head.
-async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), StateError> {
-    let mut seq = e.after.map_or(0, |h| h.seq);
+async fn insert(
+    tx: &mut sqlx::SqliteConnection,
+    after: Option<&Head>,
+    e: &Chained<'_>,
+) -> Result<(), StateError> {
+    let mut seq = after.map_or(0, |h| h.seq);
     let mut last: Option<&[u8]> = None;
-    for group in e.groups {
+    for group in &e.groups {
         if group.digests.len() != group.keys.len() * 32 {
             return Err(StateError::Io(format!(
                 "internal: {} keys but {} bytes of digests to append",
@@ -212,7 +210,7 @@ async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), 
         .fetch_one(&mut *tx)
         .await?;
         let written = sqlx::query(
-            "INSERT INTO audit_entry (seq, batch, key, hash) SELECT ?1 + j.key, ?2, j.value, substr(?3, j.key * 32 + 1, 32) FROM json_each(?4) AS j ORDER BY j.key",
+            "INSERT INTO audit_entry (seq, batch, key, hash) SELECT ?1 + j.key, ?2, j.value, substr(?3, j.key * 32 + 1, 32) FROM json_each(?4) AS j",
         )
         .bind(seq + 1)
         .bind(batch)
@@ -230,9 +228,10 @@ async fn insert(tx: &mut sqlx::SqliteConnection, e: &Chained<'_>) -> Result<(), 
         seq += n;
         last = group.digests.get(group.digests.len() - 32..);
     }
-    let head_hash = match last {
-        Some(digest) => hex::encode(digest),
-        None => e.first_link.to_owned(),
+    let head_hash = match (last, after) {
+        (Some(digest), _) => hex::encode(digest),
+        (None, Some(head)) => head.hash.clone(),
+        (None, None) => GENESIS.to_owned(),
     };
     sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
         .bind(seq)

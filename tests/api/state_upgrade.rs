@@ -69,8 +69,7 @@ async fn a_schema_2_trail_is_converted_and_verifies_and_exports_as_before() {
     assert_eq!(schema_version(&state), 3);
     let r = run(&config, &["audit", "verify"]);
     r.assert_code(0);
-    if !r.stdout.contains(&format!("{entries} entries")) || !r.stdout.contains(&head_before.hash)
-    {
+    if !r.stdout.contains(&format!("{entries} entries")) || !r.stdout.contains(&head_before.hash) {
         r.fail("the converted trail does not verify to the same head");
     }
     assert_eq!(exported(&config, "jsonl"), jsonl, "JSON Lines changed");
