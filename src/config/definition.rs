@@ -403,6 +403,10 @@ mod tests {
                 "action = \"delete\"",
                 "action = \"delete\"\nbatch_size = 10\nbatch_pause = \"1 s\"\nmax_records = 5",
             ),
+            (
+                "action = \"delete\"",
+                "action = \"delete\"\nbatch_time = \"2 s\"\nbatch_pause_factor = 3",
+            ),
             ("action = \"delete\"", "action = \"delete\"\nlocked = false"),
             (
                 "action = \"delete\"",
@@ -543,6 +547,10 @@ mod tests {
             (
                 "action = \"delete\"",
                 "action = \"delete\"\nbatch_size = 10",
+            ),
+            (
+                "action = \"delete\"",
+                "action = \"delete\"\nbatch_time = \"1 s\"\nbatch_pause_factor = 0.5",
             ),
         ] {
             assert_eq!(locked_keys(from, to), Vec::<&str>::new(), "{to}");

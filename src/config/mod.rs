@@ -23,8 +23,8 @@ pub use error::{ConfigError, ConfigProblem, Lines};
 pub use filter::{Filter, MAX_FILTER_CHARS};
 pub use ident::{Ident, TableName};
 pub use model::{
-    mask_url, Action, ActionKind, Child, Config, Daemon, DatabaseSpec, EmailSettings, FlagValue,
-    Hold, KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Timeouts,
+    mask_url, Action, ActionKind, BatchSizing, Child, Config, Daemon, DatabaseSpec, EmailSettings,
+    FlagValue, Hold, KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Timeouts,
 };
 pub use moment::Moment;
 pub use period::{parse_pause, Cutoff, Period};
@@ -44,10 +44,29 @@ use std::str::FromStr;
 
 /// The config path used when neither `--config` nor `RETENTIOND_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/retentiond/retentiond.toml";
-/// Records per batch unless a rule says otherwise.
+/// The first batch of a rule sized by time (`batch_time`): the size every batch had before
+/// batches were timed, a safe guess until the first batch is measured.
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// The largest batch a rule may ask for; bigger batches hold locks too long.
 pub const MAX_BATCH_SIZE: u32 = 100_000;
+/// How long a batch holds its locks unless a rule says otherwise (`batch_time`): short
+/// enough that an application waiting on one of its rows barely notices.
+pub const DEFAULT_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(100);
+/// The shortest `batch_time`: below it a batch's fixed costs (round trips, the intent's
+/// fsync) outweigh its records.
+pub const MIN_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(10);
+/// The longest `batch_time`: longer than a lock wait most applications tolerate.
+pub const MAX_BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+/// The largest `batch_pause_factor`: 100 × the batch's time is already a database at
+/// work 1 % of the time.
+pub const MAX_BATCH_PAUSE_FACTOR: f64 = 100.0;
+/// How many databases a pass works on at once unless `[daemon] parallel` says otherwise.
+/// Each database still sees one rule at a time, so this adds no load to any of them; 4
+/// covers most installations' databases while bounding the open connections and the
+/// CPU that hashing audit entries takes.
+pub const DEFAULT_PARALLEL: usize = 4;
+/// The most databases a pass may work on at once (`[daemon] parallel`).
+pub const MAX_PARALLEL: usize = 64;
 
 /// How deep `children` may nest (a rule's rows, their children, theirs, …).
 pub const MAX_CHILD_DEPTH: usize = 4;
@@ -216,6 +235,7 @@ impl Validator<'_> {
             timezone: None,
             report_language: None,
             metrics_listen: None,
+            parallel: None,
         });
         let state_dir = match raw.state_dir {
             Some(s) if s.get_ref().trim().is_empty() => {
@@ -282,8 +302,23 @@ impl Validator<'_> {
                 }
             },
         };
+        let parallel = match &raw.parallel {
+            None => Some(DEFAULT_PARALLEL),
+            Some(at) => match usize::try_from(*at.get_ref()) {
+                Ok(n) if (1..=MAX_PARALLEL).contains(&n) => Some(n),
+                _ => {
+                    let msg = format!(
+                        "{} is not a number of databases to work on at once: write a whole number from 1 (one after the other) to {MAX_PARALLEL}",
+                        at.get_ref()
+                    );
+                    self.err(at, "daemon.parallel", msg);
+                    None
+                }
+            },
+        };
         Some(Daemon {
             metrics_listen: metrics_listen?,
+            parallel: parallel?,
             state_dir: state_dir?,
             schedule: schedule?,
             schedule_text,
@@ -657,25 +692,33 @@ impl Validator<'_> {
                 self.err(&r.action, key("anonymize"), "the key column cannot be anonymized: the audit trail needs it to name the record");
             }
         }
-        let batch_size = match r.batch_size {
-            None => Some(DEFAULT_BATCH_SIZE),
-            Some(b) => match u32::try_from(*b.get_ref()) {
-                Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Some(n),
-                _ => {
-                    self.err(
-                        &b,
-                        key("batch_size"),
-                        format!("must be between 1 and {MAX_BATCH_SIZE}"),
-                    );
-                    None
-                }
-            },
-        };
+        let batch_sizing = self.batch_sizing(r.batch_size, r.batch_time, &key);
         let batch_pause = match r.batch_pause {
             None => Some(std::time::Duration::ZERO),
             Some(p) => parse_pause(p.get_ref())
                 .map_err(|m| self.err(&p, key("batch_pause"), m))
                 .ok(),
+        };
+        let batch_pause_factor = match &r.batch_pause_factor {
+            None => Some(0.0),
+            Some(f) => {
+                let v = match f.get_ref() {
+                    toml::Value::Float(x) => Some(*x),
+                    toml::Value::Integer(i) => Some(*i as f64),
+                    _ => None,
+                };
+                match v {
+                    Some(x) if (0.0..=MAX_BATCH_PAUSE_FACTOR).contains(&x) => Some(x),
+                    _ => {
+                        self.err(
+                            f,
+                            key("batch_pause_factor"),
+                            format!("must be a number from 0 to {MAX_BATCH_PAUSE_FACTOR}: the pause after each batch, in multiples of the time the batch held its locks (1 = the database works at most half the time on this rule)"),
+                        );
+                        None
+                    }
+                }
+            }
         };
         let keep_while = self.keep_while(r.keep_while, &key);
         let children_at = r
@@ -760,12 +803,65 @@ impl Validator<'_> {
             since: since?,
             after: after?,
             action: action?,
-            batch_size: batch_size?,
+            batch_sizing: batch_sizing?,
             batch_pause: batch_pause?,
+            batch_pause_factor: batch_pause_factor?,
             register: register?,
             line,
             key_lines,
         })
+    }
+
+    /// `batch_size` (fixed) or `batch_time` (timed, the default): at most one of them.
+    fn batch_sizing(
+        &mut self,
+        size: Option<Spanned<i64>>,
+        time: Option<Spanned<String>>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<BatchSizing> {
+        let fixed = size.map(|b| match u32::try_from(*b.get_ref()) {
+            Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => Some(n),
+            _ => {
+                self.err(
+                    &b,
+                    key("batch_size"),
+                    format!("must be between 1 and {MAX_BATCH_SIZE}"),
+                );
+                None
+            }
+        });
+        let timed = time.as_ref().map(|t| {
+            let d = parse_pause(t.get_ref())
+                .map_err(|m| self.err(t, key("batch_time"), m.replace("a pause", "a duration")))
+                .ok()?;
+            if !(MIN_BATCH_TIME..=MAX_BATCH_TIME).contains(&d) {
+                self.err(
+                    t,
+                    key("batch_time"),
+                    format!(
+                        "'{}' is outside {} ms to {} s: write how long one batch may hold its locks, e.g. \"100 ms\"",
+                        t.get_ref(),
+                        MIN_BATCH_TIME.as_millis(),
+                        MAX_BATCH_TIME.as_secs()
+                    ),
+                );
+                return None;
+            }
+            Some(d)
+        });
+        match (fixed, timed, &time) {
+            (Some(_), Some(_), Some(t)) => {
+                self.err(
+                    t,
+                    key("batch_time"),
+                    "batch_size fixes every batch's size, batch_time sizes them by time: keep one of the two",
+                );
+                None
+            }
+            (Some(n), _, _) => n.map(BatchSizing::Fixed),
+            (None, Some(d), _) => d.map(BatchSizing::Timed),
+            (None, None, _) => Some(BatchSizing::Timed(DEFAULT_BATCH_TIME)),
+        }
     }
 
     /// The line of each key of a rule that a database check may find wrong (its table, a

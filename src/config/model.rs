@@ -102,6 +102,10 @@ pub struct Daemon {
     pub language: Language,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How many databases a pass works on at once (`parallel`, 1–64). Rules on one
+    /// database always run one after the other, so no database sees more load than with
+    /// 1; more only shortens a pass over several databases.
+    pub parallel: usize,
 }
 
 /// Where a database password comes from. Never stored in the main config file.
@@ -576,6 +580,19 @@ impl Hold {
     }
 }
 
+/// How a rule sizes its batches. One enum rather than two optional keys, so a rule
+/// cannot be both fixed and timed, nor neither.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BatchSizing {
+    /// `batch_size = N`: every batch is exactly N records (the last one fewer), as the
+    /// operator asked, whatever it costs the database.
+    Fixed(u32),
+    /// The default: batches are sized from the speed of the ones before so that each holds
+    /// its locks about this long (`batch_time`): the impact the operator accepts, which a
+    /// record count only stands for on one table and one server.
+    Timed(std::time::Duration),
+}
+
 /// One retention rule, validated.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -600,10 +617,14 @@ pub struct Rule {
     pub after: Period,
     /// What happens to expired records.
     pub action: Action,
-    /// Records per batch (one short transaction each).
-    pub batch_size: u32,
+    /// How large each batch (one short transaction) is: a fixed `batch_size`, or sized
+    /// to hold its locks about `batch_time`.
+    pub batch_sizing: BatchSizing,
     /// Pause between batches, to leave the database breathing room.
     pub batch_pause: std::time::Duration,
+    /// `batch_pause_factor`: after each batch, a further pause of this many times the
+    /// batch's own lock-to-commit time (0 to 100), so the pause follows the database's load.
+    pub batch_pause_factor: f64,
     /// References that keep a record alive (minimum retention).
     pub keep_while: Vec<KeepWhile>,
     /// Related rows acted on with each record, before it (`children`).

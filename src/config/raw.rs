@@ -113,6 +113,7 @@ pub struct RawDaemon {
     pub timezone: Option<Spanned<String>>,
     pub report_language: Option<Spanned<String>>,
     pub metrics_listen: Option<Spanned<String>>,
+    pub parallel: Option<Spanned<i64>>,
 }
 
 /// `[databases.NAME]`.
@@ -144,6 +145,8 @@ pub struct RawRule {
     pub flag: Option<Spanned<RawFlag>>,
     pub batch_size: Option<Spanned<i64>>,
     pub batch_pause: Option<Spanned<String>>,
+    pub batch_time: Option<Spanned<String>>,
+    pub batch_pause_factor: Option<Spanned<toml::Value>>,
     pub schedule: Option<Spanned<String>>,
     pub keep_while: Option<Vec<Spanned<RawKeepWhile>>>,
     pub children: Option<Vec<Spanned<RawChild>>>,

@@ -112,6 +112,99 @@ fn a_bad_duration_is_refused() {
 }
 
 #[test]
+fn batches_are_timed_unless_a_rule_fixes_their_size() {
+    let c = load(GOOD).unwrap();
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(c.rules[0].batch_sizing, BatchSizing::Timed(ms(100)));
+    assert_eq!(c.rules[0].batch_pause_factor, 0.0);
+    assert_eq!(c.daemon.parallel, DEFAULT_PARALLEL);
+    let src = GOOD
+        .replacen(
+            "action = \"delete\"",
+            "action = \"delete\"\nbatch_size = 250",
+            1,
+        )
+        .replacen(
+            "expires = { since = \"consent_expires_at\" }",
+            "expires = { since = \"consent_expires_at\" }\nbatch_time = \"2 s\"\nbatch_pause_factor = 1.5",
+            1,
+        )
+        .replacen("report_language", "parallel = 1\nreport_language", 1);
+    let c = load(&src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.rules[0].batch_sizing, BatchSizing::Fixed(250));
+    assert_eq!(
+        c.rules[1].batch_sizing,
+        BatchSizing::Timed(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(c.rules[1].batch_pause_factor, 1.5);
+    assert_eq!(c.daemon.parallel, 1);
+}
+
+#[test]
+fn a_batch_time_or_pause_factor_out_of_bounds_is_refused_at_its_line() {
+    let at_rule = |extra: &str| {
+        GOOD.replacen(
+            "action = \"delete\"",
+            &format!("action = \"delete\"\n{extra}"),
+            1,
+        )
+    };
+    for (extra, key, says) in [
+        ("batch_time = \"5 ms\"", "batch_time", "10 ms to 10 s"),
+        ("batch_time = \"11 s\"", "batch_time", "10 ms to 10 s"),
+        ("batch_time = \"fast\"", "batch_time", "not a duration"),
+        (
+            "batch_size = 10\nbatch_time = \"1 s\"",
+            "batch_time",
+            "keep one",
+        ),
+        (
+            "batch_pause_factor = -1",
+            "batch_pause_factor",
+            "from 0 to 100",
+        ),
+        (
+            "batch_pause_factor = 100.5",
+            "batch_pause_factor",
+            "from 0 to 100",
+        ),
+        (
+            "batch_pause_factor = \"2\"",
+            "batch_pause_factor",
+            "from 0 to 100",
+        ),
+    ] {
+        let src = at_rule(extra);
+        let p = only_problem(&src);
+        assert_eq!(p.line, line_of(&src, &format!("{key} =")), "{extra}: {p}");
+        assert_eq!(
+            p.key,
+            format!("rule \"rejected-applicants\" → {key}"),
+            "{extra}"
+        );
+        assert!(p.message.contains(says), "{extra}: {p}");
+    }
+}
+
+#[test]
+fn parallel_is_a_whole_number_from_1_to_64() {
+    for bad in ["0", "65", "-1"] {
+        let src = GOOD.replacen(
+            "report_language",
+            &format!("parallel = {bad}\nreport_language"),
+            1,
+        );
+        let e = load(&src).expect_err(bad);
+        assert_eq!(e.problems.len(), 1, "{e}");
+        let p = &e.problems[0];
+        assert_eq!(p.line, line_of(&src, "parallel ="), "{bad}: {p}");
+        assert!(p.key.contains("parallel"), "{bad}: {p}");
+    }
+    let src = GOOD.replacen("report_language", "parallel = 64\nreport_language", 1);
+    assert_eq!(load(&src).unwrap().daemon.parallel, 64);
+}
+
+#[test]
 fn an_unknown_database_is_refused() {
     let p = only_problem(&GOOD.replacen("database = \"hr\"", "database = \"hrr\"", 1));
     assert_eq!(p.line, line_of(GOOD, "database = \"hr\""));

@@ -12,6 +12,7 @@
 //! A crash after 4 leaves an intent with a journal row: confirmed at the next start.
 //! See `reconcile`.
 
+use super::batch_size::{pause_after, BatchSizer};
 use super::hasher::Hasher;
 use super::journal;
 use super::matcher::{flag_value, Matcher, When};
@@ -22,7 +23,8 @@ use crate::config::Action;
 use crate::db::{self, Db, DbError, Record, Sql, Value};
 use crate::state::{now_text, Intent, State};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How often a batch is tried again after a transient error (lost connection, lock or
@@ -52,6 +54,35 @@ pub struct Context<'a> {
     pub batch_counter: &'a AtomicU64,
     /// Told after every batch how many records it acted on.
     pub progress: &'a dyn crate::progress::Progress,
+    /// Closed for the rest of the pass once any rule could not write its audit trail;
+    /// shared by the rules that run at the same time on other databases.
+    pub audit: &'a AuditGate,
+}
+
+/// Whether the audit trail could be written so far in this pass. Once an intent or an audit
+/// entry could not be written, no further batch may act in the pass, on any rule: rules
+/// that run side by side on other databases check it before every batch, not only before
+/// they start.
+#[derive(Debug, Default)]
+pub struct AuditGate(Mutex<Option<String>>);
+
+impl AuditGate {
+    /// Why the trail could not be written, once it could not; `None` while it could.
+    pub fn closed(&self) -> Option<String> {
+        // A panic elsewhere while holding the lock leaves the text intact; keep using it.
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes the gate for the rest of the pass; the first reason is the one kept.
+    pub fn close(&self, why: &str) {
+        let mut reason = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if reason.is_none() {
+            *reason = Some(why.to_owned());
+        }
+    }
 }
 
 impl Context<'_> {
@@ -112,6 +143,10 @@ pub fn failure_of(e: &DbError) -> Failure {
 /// batch's intent is fsynced while its action runs (it must only be on disk before the
 /// target commits). The two databases work side by side instead of taking turns; the
 /// protocol's order for each batch is unchanged.
+///
+/// Each batch's size comes from a [`BatchSizer`] told how long the batch before held its
+/// locks (from lock to commit), and so does the pause after it (`batch_pause` plus
+/// `batch_pause_factor` times that time).
 pub async fn execute_rule(
     m: &Matcher<'_>,
     when: &When,
@@ -132,6 +167,7 @@ pub async fn execute_rule(
     }
     let mut after: Option<Value> = None;
     let mut retries = 0;
+    let mut sizer = BatchSizer::new(rule.batch_sizing);
     // A committed batch whose audit entries are still to be written.
     let mut unconfirmed: Option<Intent> = None;
     while outcome.acted < limit {
@@ -139,7 +175,13 @@ pub async fn execute_rule(
             outcome.status = RuleStatus::Stopped;
             break;
         }
-        let size = (limit - outcome.acted).min(u64::from(rule.batch_size));
+        if let Some(why) = ctx.audit.closed() {
+            outcome.record_failure(Failure::Audit, format!(
+                "stopped: elsewhere in this pass the audit trail could not be written ({why}); no batch acts unaudited"
+            ));
+            break;
+        }
+        let size = (limit - outcome.acted).min(u64::from(sizer.next()));
         let (confirmed, locked) = if m.dialect.single_writer() {
             // SQLite has one writer, and a batch holds the whole database: the application
             // writes while the entries are written, or it would wait out the entire pass
@@ -166,7 +208,7 @@ pub async fn execute_rule(
             Ok(Some(batch)) => finish_batch(m, ctx, batch).await,
             Err(e) => Err(e),
         };
-        match step {
+        let pause = match step {
             Ok(done) => {
                 outcome.acted += done.records;
                 ctx.progress.advance(done.records);
@@ -174,7 +216,9 @@ pub async fn execute_rule(
                 after = Some(done.last);
                 retries = 0;
                 unconfirmed = done.unconfirmed;
-                tracing::debug!(rule = %rule.name, batch = outcome.batches, rows = done.records, "batch committed");
+                sizer.record(done.records, done.held);
+                tracing::debug!(rule = %rule.name, batch = outcome.batches, rows = done.records, held_ms = done.held.as_millis() as u64, next = sizer.next(), "batch committed");
+                pause_after(rule.batch_pause, rule.batch_pause_factor, done.held)
             }
             Err(e) if e.transient && retries < MAX_RETRIES => {
                 retries += 1;
@@ -189,22 +233,24 @@ pub async fn execute_rule(
                 fail(outcome, e, retries);
                 break;
             }
-        }
-        if !rule.batch_pause.is_zero() {
+        };
+        if !pause.is_zero() {
             // A pause may be long: the batch just committed is audited before it, not after.
             if let Err(e) = confirm(ctx, unconfirmed.take()).await {
                 fail(outcome, e, 0);
                 break;
             }
         }
-        if sleep_or_stop(rule.batch_pause, ctx.stop).await == Waited::Stopped {
+        if sleep_or_stop(pause, ctx.stop).await == Waited::Stopped {
             // The loop's head sees the stop and ends the rule as stopped.
             continue;
         }
     }
+    close_gate_if_unaudited(ctx, outcome);
     // However the loop ended, the last committed batch gets its entries now.
     if let Err(e) = confirm(ctx, unconfirmed.take()).await {
         fail(outcome, e, 0);
+        close_gate_if_unaudited(ctx, outcome);
     }
     if outcome.status == RuleStatus::Ok && outcome.acted < limit {
         outcome.deferred = limit - outcome.acted;
@@ -212,6 +258,15 @@ pub async fn execute_rule(
     }
     if outcome.status != RuleStatus::Failed && outcome.batches > 0 {
         cleanup_journal(m, ctx).await;
+    }
+}
+
+/// Rules running side by side on other databases stop before their next batch as soon as
+/// this one could not write the audit trail, not only once it has finished.
+fn close_gate_if_unaudited(ctx: &Context<'_>, outcome: &RuleOutcome) {
+    if outcome.failure == Some(Failure::Audit) {
+        ctx.audit
+            .close(outcome.error.as_deref().unwrap_or("the audit trail"));
     }
 }
 
@@ -254,12 +309,17 @@ struct Locked {
     tx: crate::db::Tx,
     records: Vec<Record>,
     last: Value,
+    /// When its transaction began: what it holds, it holds from here until the commit.
+    since: Instant,
 }
 
 /// A committed batch.
 struct Done {
     records: u64,
     last: Value,
+    /// How long its transaction held its locks, from the lock to the commit: what the
+    /// database and its other users paid for it, which sizes the next batch.
+    held: Duration,
     /// Its intent, when its audit entries are still to be written.
     unconfirmed: Option<Intent>,
 }
@@ -273,14 +333,17 @@ async fn lock_batch(
     after: Option<&Value>,
     size: u64,
 ) -> Result<Option<Locked>, BatchError> {
+    let since = Instant::now();
     let mut tx = ctx.db.begin().await?;
     let records = tx
         .fetch_records(&m.batch(when, after, size), m.shape.key)
         .await?;
-    Ok(records
-        .last()
-        .map(|r| r.key.value())
-        .map(|last| Locked { tx, records, last }))
+    Ok(records.last().map(|r| r.key.value()).map(|last| Locked {
+        tx,
+        records,
+        last,
+        since,
+    }))
 }
 
 /// Steps 2 to 4 for a locked batch: the intent is made durable while the action and the
@@ -291,7 +354,12 @@ async fn finish_batch(
     batch: Locked,
 ) -> Result<Done, BatchError> {
     let rule = m.rule;
-    let Locked { tx, records, last } = batch;
+    let Locked {
+        tx,
+        records,
+        last,
+        since,
+    } = batch;
     let intent = Intent {
         batch_id: ctx.next_batch_id(),
         run_id: ctx.run_id.to_owned(),
@@ -339,6 +407,7 @@ async fn finish_batch(
     Ok(Done {
         records: records.len() as u64,
         last,
+        held: since.elapsed(),
         unconfirmed,
     })
 }

@@ -1,5 +1,5 @@
 //! Enforcement: which records each rule matches ([`matcher`], [`plan`]), checking rules
-//! against their tables ([`prepare`]), acting in audited batches ([`execute`]), writing
+//! against their tables ([`prepare`]), acting in audited batches ([`execute`], sized by [`batch_size`]), writing
 //! what happened to the trail ([`journal`]), settling batches a crash left in doubt
 //! ([`reconcile`]), legal holds over time ([`holds`]), rules over time and their locks
 //! ([`rule_history`]), `[[subject]]`s against their tables
@@ -7,6 +7,7 @@
 //! ([`pass`]). What a pass did is [`outcome`]: the engine owns it; reports and metrics
 //! read it.
 
+pub mod batch_size;
 pub mod children;
 pub mod erase;
 pub mod execute;

@@ -1,9 +1,10 @@
 //! One enforcement pass: settle what an earlier pass left in doubt, check every rule
 //! against its table (nothing is touched if any rule is wrong), record legal holds that
-//! began or ended, then run the rules one by one, each independently: count what it
-//! matches, stop at the mass-deletion brake unless confirmed, act in audited batches.
+//! began or ended, then run the rules, each independently: count what it matches, stop at
+//! the mass-deletion brake unless confirmed, act in audited batches. The rules of one
+//! database run one after the other; several databases (`[daemon] parallel`) at once.
 
-use super::execute::{execute_rule, Context};
+use super::execute::{execute_rule, AuditGate, Context};
 use super::hasher::Hasher;
 use super::matcher::Matcher;
 use super::outcome::{Failure, PassStatus, Reconciled, RuleOutcome, RuleStatus, RunSummary};
@@ -13,9 +14,13 @@ use super::reconcile::reconcile;
 use crate::config::{Action, Config, ConfigError, Mode, Rule, Strategy};
 use crate::db::journal::{self, Anchor};
 use crate::db::Db;
+use crate::progress::Progress;
 use crate::state::{now_text, time_text, State, StateError};
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -169,62 +174,52 @@ pub async fn run_prepared(
     let hold_events = super::holds::sync(config, state, &run_id, started).await?;
     let rule_events = super::rule_history::sync(config, state, &run_id).await?;
     let batch_counter = AtomicU64::new(0);
-    let mut outcomes = Vec::new();
+    let progress = Together::new(options.progress.get());
     // Once an intent or an audit entry could not be written, no further batch may act in
     // this pass, on any rule: the rest of the pass is refused, each rule saying why.
-    let mut audit_failed: Option<String> = None;
-    for (rule, readiness) in &prepared.rules {
-        let outcome = match (readiness, prepared.db(rule)) {
-            _ if stop.is_cancelled() => {
-                let mut o = RuleOutcome::new(rule);
-                o.status = RuleStatus::Stopped;
-                o
-            }
-            _ if audit_failed.is_some() => RuleOutcome::new(rule).fail(
-                Failure::Audit,
-                format!(
-                    "not run: earlier in this pass the audit trail could not be written ({}); no batch acts unaudited",
-                    audit_failed.as_deref().unwrap_or_default()
-                ),
-            ),
-            (Readiness::Ready(m), Some(db)) => {
-                let ctx = Context {
-                    db,
-                    state,
-                    run_id: &run_id,
-                    rule_index: config
-                        .rules
-                        .iter()
-                        .position(|r| r.name == rule.name)
-                        .unwrap_or(0),
-                    hasher: hasher.as_ref(),
-                    stop,
-                    batch_counter: &batch_counter,
-                    progress: options.progress.get(),
-                };
-                // Every line a rule logs carries its rule and database (journald: RULE=,
-                // DATABASE=), besides the pass's RUN_ID=.
-                let span = tracing::info_span!("rule", rule = %rule.name, database = %rule.database);
-                let mut o = run_rule(m, db, started, config, options.confirm, &ctx)
-                    .instrument(span)
-                    .await;
-                outlook(m, db, config, &mut o).await;
-                o
-            }
-            (Readiness::Unavailable(why), _) => {
-                RuleOutcome::new(rule).fail(Failure::Unreachable, why.clone())
-            }
-            (Readiness::Ready(_), None) => RuleOutcome::new(rule).fail(
-                Failure::Unreachable,
-                format!("database '{}' is not open", rule.database),
-            ),
-        };
-        tracing::info!(rule = %outcome.rule, database = %rule.database, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
-        if outcome.failure == Some(Failure::Audit) && audit_failed.is_none() {
-            audit_failed = outcome.error.clone();
+    let audit = AuditGate::default();
+    let shared = Shared {
+        config,
+        state,
+        prepared: &prepared,
+        options,
+        stop,
+        started,
+        run_id: &run_id,
+        hasher: hasher.as_ref(),
+        batch_counter: &batch_counter,
+        audit: &audit,
+        progress: &progress,
+    };
+    // Rules on different databases run side by side, at most `parallel` databases at once;
+    // the rules of one database run one after the other, in config order. With
+    // `parallel = 1` every rule runs alone, in config order, exactly as before.
+    let mut groups: Vec<(&str, Vec<(usize, &Prepped)>)> = Vec::new();
+    for (i, prepped) in prepared.rules.iter().enumerate() {
+        let database = prepped.0.database.as_str();
+        match groups.iter_mut().find(|(db, _)| *db == database) {
+            Some((_, members)) if config.daemon.parallel > 1 => members.push((i, prepped)),
+            _ => groups.push((database, vec![(i, prepped)])),
         }
-        outcomes.push(outcome);
     }
+    let shared = &shared;
+    let mut done: Vec<(usize, RuleOutcome)> = stream::iter(groups)
+        .map(|(_, members)| async move {
+            let mut outcomes = Vec::with_capacity(members.len());
+            for (i, (rule, readiness)) in members {
+                outcomes.push((i, shared.run_one(i, rule, readiness).await));
+            }
+            outcomes
+        })
+        .buffer_unordered(config.daemon.parallel)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    // Back in config order: the report and the run history read the same as ever.
+    done.sort_by_key(|(i, _)| *i);
+    let outcomes: Vec<RuleOutcome> = done.into_iter().map(|(_, o)| o).collect();
     let (audit_entries, audit_head) = crate::audit::head(state).await?;
     let mut summary = RunSummary {
         run_id: run_id.clone(),
@@ -273,6 +268,176 @@ pub async fn run_prepared(
     state.update_summary(&run_id, &encode(&summary)?).await?;
     tracing::info!(rows = summary.total_acted(), status = %summary.status, "pass finished");
     Ok(summary)
+}
+
+/// A selected rule and whether it can run, as `prepare` left it.
+type Prepped<'a> = (&'a Rule, Readiness<'a>);
+
+/// What every rule of a pass shares, however many run at once.
+struct Shared<'a> {
+    config: &'a Config,
+    state: &'a State,
+    prepared: &'a super::prepare::Prepared<'a>,
+    options: &'a PassOptions,
+    stop: &'a CancellationToken,
+    started: DateTime<Utc>,
+    run_id: &'a str,
+    hasher: Option<&'a Hasher>,
+    batch_counter: &'a AtomicU64,
+    audit: &'a AuditGate,
+    progress: &'a Together<'a>,
+}
+
+impl Shared<'_> {
+    /// Runs one rule of the pass, unless a stop signal came or the audit trail could not be
+    /// written earlier in the pass (by any rule, on any database), and closes the audit
+    /// gate if this rule could not write it.
+    async fn run_one(&self, index: usize, rule: &Rule, readiness: &Readiness<'_>) -> RuleOutcome {
+        let progress = self.progress.stage(index);
+        let outcome = match (readiness, self.prepared.db(rule)) {
+            _ if self.stop.is_cancelled() => {
+                let mut o = RuleOutcome::new(rule);
+                o.status = RuleStatus::Stopped;
+                o
+            }
+            _ if self.audit.closed().is_some() => RuleOutcome::new(rule).fail(
+                Failure::Audit,
+                format!(
+                    "not run: earlier in this pass the audit trail could not be written ({}); no batch acts unaudited",
+                    self.audit.closed().unwrap_or_default()
+                ),
+            ),
+            (Readiness::Ready(m), Some(db)) => {
+                let ctx = Context {
+                    db,
+                    state: self.state,
+                    run_id: self.run_id,
+                    rule_index: self
+                        .config
+                        .rules
+                        .iter()
+                        .position(|r| r.name == rule.name)
+                        .unwrap_or(0),
+                    hasher: self.hasher,
+                    stop: self.stop,
+                    batch_counter: self.batch_counter,
+                    progress: &progress,
+                    audit: self.audit,
+                };
+                // Every line a rule logs carries its rule and database (journald: RULE=,
+                // DATABASE=), besides the pass's RUN_ID=.
+                let span = tracing::info_span!("rule", rule = %rule.name, database = %rule.database);
+                let mut o = run_rule(m, db, self.started, self.config, self.options.confirm, &ctx)
+                    .instrument(span)
+                    .await;
+                outlook(m, db, self.config, &mut o).await;
+                o
+            }
+            (Readiness::Unavailable(why), _) => {
+                RuleOutcome::new(rule).fail(Failure::Unreachable, why.clone())
+            }
+            (Readiness::Ready(_), None) => RuleOutcome::new(rule).fail(
+                Failure::Unreachable,
+                format!("database '{}' is not open", rule.database),
+            ),
+        };
+        tracing::info!(rule = %outcome.rule, database = %rule.database, action = %outcome.action, rows = outcome.acted, status = ?outcome.status, "rule done");
+        if outcome.failure == Some(Failure::Audit) {
+            self.audit
+                .close(outcome.error.as_deref().unwrap_or_default());
+        }
+        outcome
+    }
+}
+
+/// The rules under way, by their position in the pass: name, records to do, done.
+type Underway = BTreeMap<usize, (String, Option<u64>, u64)>;
+
+/// One progress display for the rules that run side by side: the listener (a bar, systemd's
+/// `STATUS=`) knows one stage at a time, so while several rules run it is shown one stage
+/// covering all of them ("2 rules: a, b", their records together); a single rule is shown
+/// as itself, exactly as when rules ran one by one.
+struct Together<'a> {
+    listener: &'a dyn Progress,
+    stages: Mutex<Underway>,
+}
+
+impl<'a> Together<'a> {
+    fn new(listener: &'a dyn Progress) -> Together<'a> {
+        Together {
+            listener,
+            stages: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The progress of the rule at `index`, to hand to it.
+    fn stage(&self, index: usize) -> Stage<'_> {
+        Stage {
+            together: self,
+            index,
+        }
+    }
+
+    fn stages(&self) -> MutexGuard<'_, Underway> {
+        // A panic elsewhere while holding the lock leaves the counts usable.
+        self.stages.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Shows the stages under way as one.
+    fn show(&self, stages: &Underway) {
+        let (what, total, done) = match stages.values().collect::<Vec<_>>().as_slice() {
+            [] => return,
+            [(name, total, done)] => (name.clone(), *total, *done),
+            many => {
+                let names: Vec<&str> = many.iter().map(|(n, _, _)| n.as_str()).collect();
+                let total = many.iter().map(|(_, t, _)| *t).sum::<Option<u64>>();
+                let done = many.iter().map(|(_, _, d)| d).sum();
+                (
+                    format!("{} rules: {}", many.len(), names.join(", ")),
+                    total,
+                    done,
+                )
+            }
+        };
+        self.listener.begin(&what, total);
+        if done > 0 {
+            self.listener.advance(done);
+        }
+    }
+}
+
+/// One rule's view of [`Together`].
+struct Stage<'a> {
+    together: &'a Together<'a>,
+    index: usize,
+}
+
+impl Progress for Stage<'_> {
+    fn begin(&self, what: &str, total: Option<u64>) {
+        let mut stages = self.together.stages();
+        stages.insert(self.index, (what.to_owned(), total, 0));
+        self.together.show(&stages);
+    }
+
+    fn advance(&self, records: u64) {
+        let mut stages = self.together.stages();
+        if let Some((_, _, done)) = stages.get_mut(&self.index) {
+            *done += records;
+        }
+        self.together.listener.advance(records);
+    }
+
+    fn finish(&self) {
+        let mut stages = self.together.stages();
+        if stages.remove(&self.index).is_none() {
+            return;
+        }
+        if stages.is_empty() {
+            self.together.listener.finish();
+        } else {
+            self.together.show(&stages);
+        }
+    }
 }
 
 /// Removes the journal rows that passes of this installation left behind when they failed
@@ -406,4 +571,77 @@ fn needs_hasher(config: &Config) -> bool {
         Action::Anonymize(cols) => cols.iter().any(|(_, s)| *s == Strategy::Hash),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes down what a listener is told.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Progress for Recorder {
+        fn begin(&self, what: &str, total: Option<u64>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("begin {what} {total:?}"));
+        }
+        fn advance(&self, records: u64) {
+            self.0.lock().unwrap().push(format!("advance {records}"));
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().push("finish".into());
+        }
+    }
+
+    #[test]
+    fn rules_one_after_the_other_are_shown_as_themselves() {
+        let r = Recorder::default();
+        let t = Together::new(&r);
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            let s = t.stage(i);
+            s.begin(name, Some(10));
+            s.advance(10);
+            s.finish();
+        }
+        assert_eq!(
+            *r.0.lock().unwrap(),
+            [
+                "begin a Some(10)",
+                "advance 10",
+                "finish",
+                "begin b Some(10)",
+                "advance 10",
+                "finish"
+            ]
+        );
+    }
+
+    #[test]
+    fn rules_side_by_side_are_shown_as_one_stage_with_their_records_together() {
+        let r = Recorder::default();
+        let t = Together::new(&r);
+        let (a, b) = (t.stage(0), t.stage(1));
+        a.begin("a", Some(10));
+        a.advance(4);
+        b.begin("b", Some(5));
+        b.advance(1);
+        a.finish();
+        b.finish();
+        assert_eq!(
+            *r.0.lock().unwrap(),
+            [
+                "begin a Some(10)",
+                "advance 4",
+                "begin 2 rules: a, b Some(15)",
+                "advance 4",
+                "advance 1",
+                "begin b Some(5)",
+                "advance 1",
+                "finish"
+            ]
+        );
+    }
 }

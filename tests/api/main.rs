@@ -19,6 +19,7 @@ mod filters;
 mod helpers;
 mod interrupt;
 mod metrics;
+mod pace;
 mod packaging;
 mod register;
 mod report;
