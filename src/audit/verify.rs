@@ -530,43 +530,21 @@ mod tests {
         let state = State::open(dir.path()).await.unwrap();
         let keys: Vec<String> = (1..=n).map(|k| k.to_string()).collect();
         let at = "2026-11-23T02:30:00.000000Z";
-        let mut digests: Vec<u8> = Vec::new();
-        let mut prev = GENESIS.to_owned();
-        for (i, key) in keys.iter().enumerate() {
-            let digest = crate::audit::chain::digest_of(&crate::audit::chain::Fields {
-                seq: i as i64 + 1,
-                at,
-                run_id: "r",
-                rule: "rule",
-                database: "db",
-                table: "t",
-                action: "delete",
-                key,
-                legal_basis: "test",
-                prev_hash: &prev,
-                request: None,
-            });
-            prev = hex::encode(digest);
-            digests.extend_from_slice(&digest);
-        }
-        let chain = |_: Option<&crate::state::Head>| {
-            Ok(crate::state::Chained {
-                at,
-                run_id: "r",
-                rule: "rule",
-                database: "db",
-                legal_basis: "test",
-                request: None,
-                groups: vec![crate::state::Group {
-                    table: "t",
-                    action: "delete",
-                    keys: &keys,
-                    digests,
-                }],
-            })
+        let intent = crate::state::Intent {
+            batch_id: "b".into(),
+            run_id: "r".into(),
+            rule: "rule".into(),
+            database: "db".into(),
+            table: "t".into(),
+            action: "delete".into(),
+            legal_basis: "test".into(),
+            keys,
+            created_at: at.into(),
+            request: None,
+            children: Vec::new(),
         };
-        state
-            .append(chain, crate::state::Settles::Intent("none"))
+        state.write_intent(&intent).await.unwrap();
+        crate::engine::journal::confirm(&state, &intent)
             .await
             .unwrap();
         state.close().await;

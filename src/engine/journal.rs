@@ -6,8 +6,8 @@
 use super::outcome::{HoldEventKind, RuleEventKind};
 use crate::audit::chain::{digest_of, Fields, GENESIS};
 use crate::state::{
-    now_text, Chained, Group, Head, HoldSeen, Intent, RuleChange, RuleSeen, RuleUnlock, Settles,
-    State, StateError,
+    now_text, Entries, EntryGroup, Head, HoldSeen, Intent, RuleChange, RuleSeen, RuleUnlock,
+    Settles, State, StateError,
 };
 
 /// The fields every entry of one append shares.
@@ -41,57 +41,62 @@ async fn append_groups(
     at: &str,
     settles: Settles<'_>,
 ) -> Result<(), StateError> {
-    let chain = |head: Option<&Head>| -> Result<Chained<'_>, StateError> {
-        let mut seq = head.map_or(0, |h| h.seq);
-        // The link hashed into each entry is the hex of the hash before (the hash
-        // definition is unchanged since the first release); digests are stored as bytes.
-        let mut link = [0u8; 64];
-        let first = head.map_or(GENESIS, |h| h.hash.as_str());
-        if first.len() != link.len() {
-            return Err(StateError::Io(format!(
-                "the trail's recorded head hash is not 64 hex digits ({first:?}); run `retentiond audit verify`"
-            )));
-        }
-        link.copy_from_slice(first.as_bytes());
-        let mut chained_groups = Vec::with_capacity(groups.len());
-        for (table, action, keys) in groups {
-            let mut digests: Vec<u8> = Vec::with_capacity(keys.len() * 32);
-            for key in keys.iter() {
-                seq += 1;
-                let digest = digest_of(&Fields {
-                    seq,
-                    at,
-                    run_id: what.run_id,
-                    rule: what.rule,
-                    database: what.database,
-                    table,
-                    action,
-                    key,
-                    legal_basis: what.legal_basis,
-                    prev_hash: std::str::from_utf8(&link).map_err(StateError::io)?,
-                    request: what.request,
-                });
-                hex::encode_to_slice(digest, &mut link).map_err(StateError::io)?;
-                digests.extend_from_slice(&digest);
-            }
-            chained_groups.push(Group {
-                table,
-                action,
-                keys,
-                digests,
-            });
-        }
-        Ok(Chained {
-            at,
-            run_id: what.run_id,
-            rule: what.rule,
-            database: what.database,
-            legal_basis: what.legal_basis,
-            request: what.request,
-            groups: chained_groups,
-        })
+    let entries = Entries {
+        at: at.to_owned(),
+        run_id: what.run_id.to_owned(),
+        rule: what.rule.to_owned(),
+        database: what.database.to_owned(),
+        legal_basis: what.legal_basis.to_owned(),
+        request: what.request.map(str::to_owned),
+        groups: groups
+            .iter()
+            .map(|(table, action, keys)| EntryGroup {
+                table: (*table).to_owned(),
+                action: (*action).to_owned(),
+                keys: keys.to_vec(),
+            })
+            .collect(),
     };
-    state.append(chain, settles).await
+    state.append(entries, chain, settles).await
+}
+
+/// The entries' digests, chained to `head`: entry after entry, each hashed over its fields
+/// and the hex of the hash before it (the hash definition of `audit::chain`, unchanged
+/// since the first release). Runs inside the append's transaction (see `State::append`).
+fn chain(e: &Entries, head: Option<&Head>) -> Result<Vec<Vec<u8>>, StateError> {
+    let mut seq = head.map_or(0, |h| h.seq);
+    let mut link = [0u8; 64];
+    let first = head.map_or(GENESIS, |h| h.hash.as_str());
+    if first.len() != link.len() {
+        return Err(StateError::Io(format!(
+            "the trail's recorded head hash is not 64 hex digits ({first:?}); run `retentiond audit verify`"
+        )));
+    }
+    link.copy_from_slice(first.as_bytes());
+    let mut all = Vec::with_capacity(e.groups.len());
+    for group in &e.groups {
+        let mut digests: Vec<u8> = Vec::with_capacity(group.keys.len() * 32);
+        for key in &group.keys {
+            seq += 1;
+            let digest = digest_of(&Fields {
+                seq,
+                at: &e.at,
+                run_id: &e.run_id,
+                rule: &e.rule,
+                database: &e.database,
+                table: &group.table,
+                action: &group.action,
+                key,
+                legal_basis: &e.legal_basis,
+                prev_hash: std::str::from_utf8(&link).map_err(StateError::io)?,
+                request: e.request.as_deref(),
+            });
+            hex::encode_to_slice(digest, &mut link).map_err(StateError::io)?;
+            digests.extend_from_slice(&digest);
+        }
+        all.push(digests);
+    }
+    Ok(all)
 }
 
 /// A batch committed: its intent becomes one audit entry per key, and the intent is

@@ -41,19 +41,3 @@ impl State {
             .map_err(StateError::Db)
     }
 }
-
-/// Records `seen` inside the append's transaction.
-pub(super) async fn upsert(
-    tx: &mut sqlx::SqliteConnection,
-    seen: &HoldSeen,
-) -> Result<(), StateError> {
-    sqlx::query("INSERT INTO holds_seen (name, fingerprint, database, tbl, active) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active")
-        .bind(&seen.name)
-        .bind(&seen.fingerprint)
-        .bind(&seen.database)
-        .bind(&seen.table)
-        .bind(i64::from(seen.active))
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}

@@ -53,14 +53,29 @@ impl State {
         } else {
             Some(serde_json::to_string(&i.children).map_err(StateError::io)?)
         };
-        let mut conn = self.pool.acquire().await?;
-        let written = insert_intent(&mut conn, i, &keys, children.as_deref()).await;
-        if written.is_err() {
-            // Never hand a connection a failed write may have left mid-transaction back to
-            // the pool: every later write on it would fail too.
-            let _ = conn.close().await;
-        }
-        written
+        let fields = [
+            i.batch_id.clone(),
+            i.run_id.clone(),
+            i.rule.clone(),
+            i.database.clone(),
+            i.table.clone(),
+            i.action.clone(),
+            i.legal_basis.clone(),
+            keys,
+            i.created_at.clone(),
+        ];
+        let request = i.request.clone();
+        self.writer
+            .run(super::writer::Durability::Fsynced, move |conn| {
+                conn.prepare_cached("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+                    .and_then(|mut s| {
+                        let [a, b, c, d, e, f, g, h, k] = &fields;
+                        s.execute(rusqlite::params![a, b, c, d, e, f, g, h, k, request, children])
+                    })
+                    .map(|_| ())
+                    .map_err(|e| StateError::Io(format!("writing an intent: {e}")))
+            })
+            .await
     }
 
     /// The batch did not commit: its intent is dropped, no entry is written.
@@ -99,30 +114,4 @@ impl State {
             })
             .collect()
     }
-}
-
-/// The intent's row, fsynced.
-async fn insert_intent(
-    conn: &mut sqlx::SqliteConnection,
-    i: &Intent,
-    keys: &str,
-    children: Option<&str>,
-) -> Result<(), StateError> {
-    // The pool's connections commit with `synchronous = FULL` (appends have a connection
-    // of their own): the intent is fsynced when this returns.
-    sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
-        .bind(&i.batch_id)
-        .bind(&i.run_id)
-        .bind(&i.rule)
-        .bind(&i.database)
-        .bind(&i.table)
-        .bind(&i.action)
-        .bind(&i.legal_basis)
-        .bind(keys)
-        .bind(&i.created_at)
-        .bind(&i.request)
-        .bind(children)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }

@@ -14,12 +14,13 @@ pub mod requests;
 pub mod rules;
 pub mod runs;
 pub mod trail;
+mod writer;
 
 pub use holds::HoldSeen;
 pub use intents::{ChildKeys, Intent};
 pub use rules::{RuleChange, RuleEntry, RuleSeen, RuleUnlock, RuleVersion};
 pub use runs::RunRow;
-pub use trail::{Chained, Group, Head, Settles, GENESIS};
+pub use trail::{Chain, Entries, EntryGroup, Head, Settles, GENESIS};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -40,6 +41,12 @@ pub enum StateError {
     Busy(PathBuf),
 }
 
+impl From<String> for StateError {
+    fn from(e: String) -> Self {
+        StateError::Io(e)
+    }
+}
+
 impl StateError {
     /// Wraps an I/O-like error.
     pub fn io(e: impl std::fmt::Display) -> Self {
@@ -52,11 +59,9 @@ impl StateError {
 pub struct State {
     pool: SqlitePool,
     dir: PathBuf,
-    /// The one connection that appends to the trail: appends take turns on it (databases
-    /// purged side by side confirm their batches one after the other), and it commits
-    /// without an fsync of its own (`synchronous = NORMAL`: the next intent's fsync carries
-    /// the entries to disk), so it never needs switching back and forth.
-    appender: SqlitePool,
+    /// The thread that writes intents and appends (`writer`): appends take turns on it, so
+    /// databases purged side by side confirm their batches one after the other.
+    writer: std::sync::Arc<writer::Writer>,
 }
 
 const SCHEMA: &str = "
@@ -307,12 +312,16 @@ impl State {
             .max_connections(2)
             .connect_with(options(&file))
             .await?;
-        let appender = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with(options(&file).synchronous(SqliteSynchronous::Normal));
+        let writer = match writer::Writer::start(file.clone()) {
+            Ok(w) => std::sync::Arc::new(w),
+            Err(e) => {
+                pool.close().await;
+                return Err(StateError::Io(e));
+            }
+        };
         let state = State {
             pool,
-            appender,
+            writer,
             dir: dir.to_owned(),
         };
         if let Err(e) = state.migrate().await {
@@ -350,8 +359,8 @@ impl State {
             }
         };
         let state = State {
-            // Nothing is appended to a state database opened read-only.
-            appender: pool.clone(),
+            // Nothing is written to a state database opened read-only.
+            writer: std::sync::Arc::new(writer::Writer::read_only()),
             pool,
             dir: dir.to_owned(),
         };
@@ -499,7 +508,7 @@ impl State {
 
     /// Closes the pools cleanly (checkpoints the WAL).
     pub async fn close(&self) {
-        self.appender.close().await;
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

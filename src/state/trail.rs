@@ -20,38 +20,35 @@ pub struct Head {
 }
 
 /// Entries to append: the fields a batch shares, and per group (a table and its verb) the
-/// entries' keys and digests. The entries are numbered and linked in order, group after
-/// group, after the head they were chained to: entry `i` gets `seq = head.seq + 1 + i`.
-#[derive(Debug)]
-pub struct Chained<'a> {
+/// entries' keys. They are numbered and linked in order, group after group, after the head
+/// they are chained to (`writer::Chain`): entry `i` gets `seq = head.seq + 1 + i`.
+#[derive(Debug, Clone)]
+pub struct Entries {
     /// When the actions were committed.
-    pub at: &'a str,
+    pub at: String,
     /// The pass.
-    pub run_id: &'a str,
+    pub run_id: String,
     /// The rule (or hold).
-    pub rule: &'a str,
+    pub rule: String,
     /// The database's config name.
-    pub database: &'a str,
+    pub database: String,
     /// The legal basis.
-    pub legal_basis: &'a str,
+    pub legal_basis: String,
     /// The data-subject request an erasure acted under; `None` for rules and holds.
-    pub request: Option<&'a str>,
+    pub request: Option<String>,
     /// The entries, by table and verb (a rule's child rows, then its records).
-    pub groups: Vec<Group<'a>>,
+    pub groups: Vec<EntryGroup>,
 }
 
 /// Entries of one table and verb.
-#[derive(Debug)]
-pub struct Group<'a> {
+#[derive(Debug, Clone)]
+pub struct EntryGroup {
     /// The table.
-    pub table: &'a str,
+    pub table: String,
     /// The trail's verb.
-    pub action: &'a str,
+    pub action: String,
     /// One key per entry.
-    pub keys: &'a [String],
-    /// One SHA-256 digest (32 bytes) per entry, in the same order, back to back: stored as
-    /// they are (the `audit` view shows them as hex).
-    pub digests: Vec<u8>,
+    pub keys: Vec<String>,
 }
 
 /// What else the append settles, in the same transaction.
@@ -65,6 +62,30 @@ pub enum Settles<'a> {
     Rule(&'a super::RuleChange),
     /// An operator's unlock of a locked rule: its `rule-unlock` entry was recorded.
     RuleUnlock(&'a super::RuleUnlock),
+}
+
+/// Hashes the entries given the head they follow: one buffer of 32-byte digests per group.
+/// Supplied by `engine::journal`, which decides what an entry is; run inside the append's
+/// transaction, so the head cannot move in between.
+pub type Chain = fn(&Entries, Option<&Head>) -> Result<Vec<Vec<u8>>, StateError>;
+
+/// [`Settles`], owned, to go to the writer thread.
+enum OwnedSettles {
+    Intent(String),
+    Hold(HoldSeen),
+    Rule(super::RuleChange),
+    RuleUnlock(super::RuleUnlock),
+}
+
+impl Settles<'_> {
+    fn owned(&self) -> OwnedSettles {
+        match self {
+            Settles::Intent(id) => OwnedSettles::Intent((*id).to_owned()),
+            Settles::Hold(seen) => OwnedSettles::Hold((*seen).clone()),
+            Settles::Rule(change) => OwnedSettles::Rule((*change).clone()),
+            Settles::RuleUnlock(u) => OwnedSettles::RuleUnlock((*u).clone()),
+        }
+    }
 }
 
 impl State {
@@ -109,53 +130,26 @@ impl State {
         )
     }
 
-    /// Appends the entries `chain` makes for the trail's current head, and settles
-    /// `settles`, atomically. `chain` runs inside the transaction, after the head is read
-    /// (SQLite's write lock is held), so entries are always chained to the head they
-    /// follow, also when several databases' batches are confirmed side by side. Not fsynced
-    /// on its own (the next intent's fsync carries it to disk): if a power cut loses it, the
-    /// intent and the batch's journal row survive, and the next start writes the same
-    /// entries again.
-    pub async fn append<'c>(
+    /// Appends `entries`, chained by `chain` to the trail's current head, and settles
+    /// `settles`, atomically, on the writer thread (`writer`). `chain` runs inside the
+    /// transaction, after the head is read under SQLite's write lock, so entries are always
+    /// chained to the head they follow, also when several databases' batches are confirmed
+    /// side by side. Not fsynced on its own (the next intent's fsync carries it to disk): if
+    /// a power cut loses it, the intent and the batch's journal row survive, and the next
+    /// start writes the same entries again.
+    pub async fn append(
         &self,
-        chain: impl FnOnce(Option<&Head>) -> Result<Chained<'c>, StateError>,
+        entries: Entries,
+        chain: Chain,
         settles: Settles<'_>,
     ) -> Result<(), StateError> {
-        let mut conn = self.appender.acquire().await?;
-        let appended = append_on(&mut conn, chain, settles).await;
-        if appended.is_err() {
-            // A failed write (disk full, I/O error) may leave the connection inside its
-            // transaction; back in the pool it would fail every later write ("non-zero
-            // transaction depth"). Closed, the pool opens a fresh one when space returns.
-            let _ = conn.close().await;
-        }
-        appended
+        let settles = settles.owned();
+        self.writer
+            .run(super::writer::Durability::Logged, move |conn| {
+                append_on(conn, &entries, chain, &settles)
+            })
+            .await
     }
-}
-
-/// [`State::append`] on one connection, in one transaction.
-async fn append_on<'c>(
-    conn: &mut sqlx::SqliteConnection,
-    chain: impl FnOnce(Option<&Head>) -> Result<Chained<'c>, StateError>,
-    settles: Settles<'_>,
-) -> Result<(), StateError> {
-    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    let head = read_head(&mut tx).await?;
-    let entries = chain(head.as_ref())?;
-    insert(&mut tx, head.as_ref(), &entries).await?;
-    match settles {
-        Settles::Intent(batch_id) => {
-            sqlx::query("DELETE FROM pending WHERE batch_id = ?1")
-                .bind(batch_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Settles::Hold(seen) => super::holds::upsert(&mut tx, seen).await?,
-        Settles::Rule(change) => super::rules::record(&mut tx, change, entries.run_id).await?,
-        Settles::RuleUnlock(u) => super::rules::unlock(&mut tx, u, entries.run_id).await?,
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, StateError> {
@@ -171,72 +165,149 @@ async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, St
     })
 }
 
+/// [`State::append`] on the writer's connection, in one transaction.
+fn append_on(
+    conn: &mut rusqlite::Connection,
+    e: &Entries,
+    chain: Chain,
+    settles: &OwnedSettles,
+) -> Result<(), StateError> {
+    let fail = |e: rusqlite::Error| StateError::Io(format!("appending to the audit trail: {e}"));
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(fail)?;
+    let head: Option<Head> = tx
+        .prepare_cached("SELECT seq, hash FROM chain_head WHERE id = 1")
+        .and_then(|mut s| {
+            let mut rows = s.query([])?;
+            match rows.next()? {
+                Some(r) => Ok(Some(Head {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })),
+                None => Ok(None),
+            }
+        })
+        .map_err(fail)?;
+    let digests = chain(e, head.as_ref())?;
+    insert(&tx, head.as_ref(), e, &digests)?;
+    settle(&tx, settles, &e.run_id)?;
+    tx.commit().map_err(fail)
+}
+
 /// One `audit_batch` row per group (the fields its entries share) and its entries in one
 /// statement: the keys as one JSON array and the digests as one blob, split by SQLite
-/// itself (`json_each`), so a batch of thousands of entries is two statements with five
-/// and ten bound values, whatever its size. Then the new head.
-async fn insert(
-    tx: &mut sqlx::SqliteConnection,
+/// itself (`json_each`), so a batch of thousands of entries is two statements whatever its
+/// size. Then the new head. `digests` holds 32 bytes per key, per group.
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
     after: Option<&Head>,
-    e: &Chained<'_>,
+    e: &Entries,
+    digests: &[Vec<u8>],
 ) -> Result<(), StateError> {
+    let fail = |e: rusqlite::Error| StateError::Io(format!("appending to the audit trail: {e}"));
     let mut seq = after.map_or(0, |h| h.seq);
     let mut last: Option<&[u8]> = None;
-    for group in &e.groups {
-        if group.digests.len() != group.keys.len() * 32 {
+    if digests.len() != e.groups.len() {
+        return Err(StateError::Io(format!(
+            "internal: {} groups of entries but {} of digests",
+            e.groups.len(),
+            digests.len()
+        )));
+    }
+    for (group, digests) in e.groups.iter().zip(digests) {
+        if digests.len() != group.keys.len() * 32 {
             return Err(StateError::Io(format!(
                 "internal: {} keys but {} bytes of digests to append",
                 group.keys.len(),
-                group.digests.len()
+                digests.len()
             )));
         }
         let Some(n) = i64::try_from(group.keys.len()).ok().filter(|n| *n > 0) else {
             continue;
         };
-        let keys = serde_json::to_string(group.keys).map_err(StateError::io)?;
-        let batch: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
-        )
-        .bind(seq + 1)
-        .bind(seq + n)
-        .bind(e.at)
-        .bind(e.run_id)
-        .bind(e.rule)
-        .bind(e.database)
-        .bind(group.table)
-        .bind(group.action)
-        .bind(e.legal_basis)
-        .bind(e.request)
-        .fetch_one(&mut *tx)
-        .await?;
-        let written = sqlx::query(
-            "INSERT INTO audit_entry (seq, batch, key, hash) SELECT ?1 + j.key, ?2, j.value, substr(?3, j.key * 32 + 1, 32) FROM json_each(?4) AS j",
-        )
-        .bind(seq + 1)
-        .bind(batch)
-        .bind(group.digests.as_slice())
-        .bind(keys)
-        .execute(&mut *tx)
-        .await?;
-        if written.rows_affected() != group.keys.len() as u64 {
+        let keys = serde_json::to_string(&group.keys).map_err(StateError::io)?;
+        let batch: i64 = tx
+            .prepare_cached("INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id")
+            .and_then(|mut s| {
+                s.query_row(
+                    rusqlite::params![
+                        seq + 1,
+                        seq + n,
+                        e.at,
+                        e.run_id,
+                        e.rule,
+                        e.database,
+                        group.table,
+                        group.action,
+                        e.legal_basis,
+                        e.request
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(fail)?;
+        let written = tx
+            .prepare_cached("INSERT INTO audit_entry (seq, batch, key, hash) SELECT ?1 + j.key, ?2, j.value, substr(?3, j.key * 32 + 1, 32) FROM json_each(?4) AS j")
+            .and_then(|mut s| s.execute(rusqlite::params![seq + 1, batch, digests, keys]))
+            .map_err(fail)?;
+        if written != group.keys.len() {
             return Err(StateError::Io(format!(
-                "internal: {} audit entries written for {} keys",
-                written.rows_affected(),
+                "internal: {written} audit entries written for {} keys",
                 group.keys.len()
             )));
         }
         seq += n;
-        last = group.digests.get(group.digests.len() - 32..);
+        last = digests.get(digests.len() - 32..);
     }
     let head_hash = match (last, after) {
         (Some(digest), _) => hex::encode(digest),
         (None, Some(head)) => head.hash.clone(),
         (None, None) => GENESIS.to_owned(),
     };
-    sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
-        .bind(seq)
-        .bind(head_hash)
-        .execute(&mut *tx)
-        .await?;
+    tx.prepare_cached("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+        .and_then(|mut s| s.execute(rusqlite::params![seq, head_hash]))
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// What made the entries final, in the append's transaction: the intent removed, or a
+/// hold's or rule's new state recorded (with the rule's version and the unlock it used),
+/// or an unlock recorded.
+fn settle(
+    tx: &rusqlite::Transaction<'_>,
+    settles: &OwnedSettles,
+    run_id: &str,
+) -> Result<(), StateError> {
+    let fail = |e: rusqlite::Error| StateError::Io(format!("appending to the audit trail: {e}"));
+    let run = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.execute(params))
+            .map_err(fail)
+    };
+    match settles {
+        OwnedSettles::Intent(batch_id) => {
+            run("DELETE FROM pending WHERE batch_id = ?1", &[batch_id])?;
+        }
+        OwnedSettles::Hold(seen) => {
+            run("INSERT INTO holds_seen (name, fingerprint, database, tbl, active) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active",
+                &[&seen.name, &seen.fingerprint, &seen.database, &seen.table, &i64::from(seen.active)])?;
+        }
+        OwnedSettles::Rule(change) => {
+            let s = &change.seen;
+            run("INSERT INTO rules_seen (name, fingerprint, database, tbl, active, locked, line, changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active, locked = excluded.locked, line = excluded.line, changed_at = excluded.changed_at",
+                &[&s.name, &s.fingerprint, &s.database, &s.table, &i64::from(s.active), &i64::from(s.locked), &s.line, &s.changed_at])?;
+            run("INSERT OR IGNORE INTO rule_versions (name, fingerprint, definition, first_seen_at) VALUES (?1, ?2, ?3, ?4)",
+                &[&s.name, &s.fingerprint, &change.definition, &s.changed_at])?;
+            if change.uses_unlock {
+                run("UPDATE rule_unlocks SET used_at = ?1, used_by = ?2 WHERE name = ?3 AND used_at IS NULL",
+                    &[&s.changed_at, &run_id, &s.name])?;
+            }
+        }
+        OwnedSettles::RuleUnlock(u) => {
+            run("INSERT INTO rule_unlocks (name, fingerprint, reason, unlocked_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &[&u.name, &u.fingerprint, &u.reason, &u.unlocked_at, &run_id])?;
+        }
+    }
     Ok(())
 }

@@ -381,7 +381,7 @@ async fn killed_mid_erasure(kind: Kind) {
         "CREATE TABLE prospects (id INTEGER PRIMARY KEY, name {t}, email {t})"
     ))
     .await;
-    const ROWS: i64 = 6000;
+    const ROWS: i64 = 9000;
     for chunk in (1..=ROWS).collect::<Vec<_>>().chunks(1000) {
         let rows: Vec<String> = chunk
             .iter()
@@ -449,7 +449,18 @@ async fn killed_mid_erasure(kind: Kind) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-        tokio::time::sleep(Duration::from_millis(60 + rng % 240)).await;
+        // Killed once one to three batches of 500 are gone (the erasure is fast: a fixed
+        // sleep let it finish before the kill), at a random moment after that.
+        let before = db.count("SELECT COUNT(*) FROM prospects").await;
+        let wanted = before - 500 * (1 + (rng % 3) as i64);
+        let started = std::time::Instant::now();
+        while child.try_wait().expect("wait").is_none()
+            && started.elapsed() < Duration::from_secs(10)
+            && db.count("SELECT COUNT(*) FROM prospects").await > wanted
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_micros(rng % 3000)).await;
         if child.try_wait().expect("wait").is_none() {
             child.kill().expect("SIGKILL");
             kills += 1;
