@@ -63,6 +63,9 @@ struct Chunk {
     /// Per entry: `seq`, where each text field ends in `bytes`, and whether its
     /// `request` is set (NULL and empty differ: an empty request is still hashed).
     entries: Vec<(i64, [usize; TEXTS], bool)>,
+    /// Read from the compact layout (schema 3), where `prev_hash` is the stored hash of
+    /// the entry before: a mismatch may then come from that entry having been replaced.
+    compact: bool,
 }
 
 /// One entry of a chunk: `seq`, the hashed fields after it (in hash order, ending with
@@ -75,10 +78,11 @@ struct View<'a> {
 }
 
 impl Chunk {
-    fn new() -> Self {
+    fn new(compact: bool) -> Self {
         Chunk {
             bytes: Vec::with_capacity(CHUNK * 320),
             entries: Vec::with_capacity(CHUNK),
+            compact,
         }
     }
 
@@ -327,7 +331,7 @@ fn read_compact(
     )?;
     let mut before = conn.prepare("SELECT hash FROM audit_entry WHERE seq = ?1")?;
     let mut rows = stmt.query([from, to])?;
-    let mut chunk = Chunk::new();
+    let mut chunk = Chunk::new(true);
     // The previous entry read: its seq and its hash in hex.
     let mut previous: Option<(i64, [u8; 64])> = None;
     while let Some(r) = rows.next()? {
@@ -384,7 +388,7 @@ fn read_compact(
         chunk.entries.push((seq, ends, has_request));
         if chunk.entries.len() == CHUNK
             && tx
-                .send(std::mem::replace(&mut chunk, Chunk::new()))
+                .send(std::mem::replace(&mut chunk, Chunk::new(true)))
                 .is_err()
         {
             return Ok(());
@@ -423,7 +427,7 @@ fn read_stored(
         "SELECT seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash, {request} FROM audit WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     ))?;
     let mut rows = stmt.query([from, to])?;
-    let mut chunk = Chunk::new();
+    let mut chunk = Chunk::new(false);
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let mut ends = [0; TEXTS];
@@ -444,7 +448,7 @@ fn read_stored(
         chunk.entries.push((seq, ends, has_request));
         if chunk.entries.len() == CHUNK
             && tx
-                .send(std::mem::replace(&mut chunk, Chunk::new()))
+                .send(std::mem::replace(&mut chunk, Chunk::new(false)))
                 .is_err()
         {
             return Ok(());
@@ -501,7 +505,11 @@ fn check(
                 }
             }
             if !matches(e.hash, &digest_of_parts(e.seq, e.parts, e.request)) {
-                return broken("its contents do not match its hash: the entry was altered".into());
+                return broken(if chunk.compact && e.seq > 1 {
+                    format!("its contents do not match its hash: entry {} was altered, or entry {} before it was replaced (its stored hash is part of this one's)", e.seq, e.seq - 1)
+                } else {
+                    "its contents do not match its hash: the entry was altered".into()
+                });
             }
             let p = prev.get_or_insert_with(Vec::new);
             p.clear();
@@ -673,6 +681,31 @@ mod tests {
         );
         let (seq, reason) = broken_at(&path);
         assert_eq!(seq, 51, "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_prev_hash_edited_through_the_view_is_refused_not_dropped() {
+        let (_dir, path) = trail(10).await;
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let e = conn
+            .execute_batch(&format!(
+                "UPDATE audit SET prev_hash = '{}' WHERE seq = 5",
+                "1".repeat(64)
+            ))
+            .unwrap_err();
+        assert!(e.to_string().contains("prev_hash is not stored"), "{e}");
+        // A forged entry inserted with a link that is not the hash before it: refused too.
+        conn.execute_batch("DELETE FROM audit WHERE seq = 10").unwrap();
+        let e = conn
+            .execute_batch(&format!(
+                "INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) VALUES (10, 'x', 'r', 'rule', 'db', 't', 'delete', '10', 'test', '{0}', '{0}')",
+                "2".repeat(64)
+            ))
+            .unwrap_err();
+        assert!(e.to_string().contains("prev_hash is not stored"), "{e}");
+        // Edits that are stored still reach the tables, so verify sees them.
+        tamper(&path, "UPDATE audit SET key = 'x' WHERE seq = 5");
+        assert_eq!(broken_at(&path).0, 5);
     }
 
     #[tokio::test]

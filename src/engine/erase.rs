@@ -772,7 +772,8 @@ pub async fn run(plan: &mut Plan<'_>, job: &Job<'_>) -> Erased {
         Ok(p) => p.iter().any(|i| i.run_id == run_id),
         Err(_) => true,
     };
-    let batches_ran = counter > 0;
+    // The entries must be on disk before the journal rows that could rewrite them go.
+    let batches_ran = counter > 0 && job.state.flush().await.is_ok();
     for db in job
         .dbs
         .values()

@@ -547,6 +547,10 @@ fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> R
 /// Removes this rule's journal rows once all its batches are confirmed; they are only
 /// needed while a batch's outcome could be in doubt.
 async fn cleanup_journal(m: &Matcher<'_>, ctx: &Context<'_>) {
+    if let Err(e) = ctx.state.flush().await {
+        tracing::warn!(rule = %m.rule.name, error = %e, "audit entries not yet flushed to disk; retentiond_journal rows kept, removed next pass");
+        return;
+    }
     let prefix = format!("{}-{}-", ctx.run_id, ctx.rule_index);
     if let Err(e) = db::journal::clean(ctx.db, &prefix).await {
         tracing::warn!(rule = %m.rule.name, error = %e, "could not clean up retentiond_journal; harmless, retried next pass");

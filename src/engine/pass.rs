@@ -450,6 +450,10 @@ async fn clean_old_journal_rows(prepared: &super::prepare::Prepared<'_>, state: 
         Ok(p) => p.into_iter().map(|i| i.run_id).collect(),
         Err(_) => return,
     };
+    // What reconciliation just appended must be on disk before its evidence goes.
+    if state.flush().await.is_err() {
+        return;
+    }
     for (name, db) in &prepared.dbs {
         let Ok(passes) = journal::passes_with_rows(db).await else {
             continue;

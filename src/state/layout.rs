@@ -12,7 +12,10 @@
 //! same rows; the hash definition (`audit::chain`) is unchanged, and a trail migrated from
 //! schema 2 verifies and exports byte for byte as before. Writes through the view (a
 //! tamper test, an auditor's experiment on a copy) reach the tables underneath, so that
-//! `audit verify` sees them.
+//! `audit verify` sees them; a change to `prev_hash`, which is not stored, is refused
+//! rather than silently dropped. The triggers convert hex with `unhex()`, which needs
+//! SQLite 3.41 or later (the bundled one is; Debian 12's `sqlite3` shell is 3.40: edit
+//! `audit_entry` and `audit_batch` directly there).
 
 use super::{State, StateError, GENESIS};
 
@@ -34,11 +37,15 @@ CREATE TRIGGER IF NOT EXISTS audit_delete INSTEAD OF DELETE ON audit BEGIN
     DELETE FROM audit_entry WHERE seq = OLD.seq;
 END;
 CREATE TRIGGER IF NOT EXISTS audit_insert INSTEAD OF INSERT ON audit BEGIN
+    SELECT RAISE(ABORT, 'prev_hash is not stored: it is the hash of the entry before; insert without it, or with exactly that hash')
+    WHERE NEW.prev_hash IS NOT NULL AND NEW.prev_hash IS NOT (CASE WHEN NEW.seq = 1 THEN '{GENESIS}' ELSE (SELECT lower(hex(p.hash)) FROM audit_entry p WHERE p.seq = NEW.seq - 1) END);
     INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request)
     VALUES (NEW.seq, NEW.seq, NEW.at, NEW.run_id, NEW.rule, NEW.database, NEW.tbl, NEW.action, NEW.legal_basis, NEW.request);
     INSERT INTO audit_entry (seq, batch, key, hash) VALUES (NEW.seq, last_insert_rowid(), NEW.key, unhex(NEW.hash));
 END;
 CREATE TRIGGER IF NOT EXISTS audit_update INSTEAD OF UPDATE ON audit BEGIN
+    SELECT RAISE(ABORT, 'prev_hash is not stored: it is the hash of the entry before; change that entry''s hash instead')
+    WHERE NEW.prev_hash IS NOT OLD.prev_hash;
     INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request)
     VALUES (NEW.seq, NEW.seq, NEW.at, NEW.run_id, NEW.rule, NEW.database, NEW.tbl, NEW.action, NEW.legal_basis, NEW.request);
     UPDATE audit_entry SET seq = NEW.seq, batch = last_insert_rowid(), key = NEW.key, hash = unhex(NEW.hash) WHERE seq = OLD.seq;

@@ -94,6 +94,23 @@ impl State {
         read_head(&mut *self.pool.acquire().await?).await
     }
 
+    /// Makes every append so far durable. Appends commit without an fsync of their own (the
+    /// next intent's carries them); before the evidence that would let the next start write
+    /// them again is removed — the batches' journal rows in the target databases — they
+    /// must be on disk, or a power cut in between would leave records acted on unaudited.
+    pub async fn flush(&self) -> Result<(), StateError> {
+        self.writer
+            .run(super::writer::Durability::Fsynced, |conn| {
+                // A real write (a page rewritten), so that the commit fsyncs the WAL with
+                // every append before it; a trail with no head has nothing to flush.
+                conn.execute_batch(
+                    "BEGIN IMMEDIATE; UPDATE chain_head SET seq = seq WHERE id = 1; COMMIT",
+                )
+                .map_err(|e| StateError::Io(format!("flushing the audit trail to disk: {e}")))
+            })
+            .await
+    }
+
     /// The stored hash of entry `seq`, if there is one.
     pub async fn hash_at(&self, seq: i64) -> Result<Option<String>, StateError> {
         Ok(sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?1")
