@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "flags: --rows N[,N] --db postgres,mysql,sqlite --retentiond PATH --batch-size N --batch-pause-ms N --trail N --skip batched,keyset,pt-archiver --multi --perf-stat";
+const USAGE: &str = "flags: --rows N[,N] --db postgres,mysql,sqlite --retentiond PATH --batch-size N --batch-time-ms N --batch-pause-ms N --pause-factor F --trail N --skip batched,keyset,pt-archiver --multi --perf-stat";
 
 /// What may be left out of the main table with `--skip`: the slow comparisons (the batched
 /// loop rescans what it deleted, quadratic at 10M rows; pt-archiver row by row is one
@@ -59,6 +59,13 @@ struct Args {
     dbs: Vec<String>,
     retentiond: PathBuf,
     batch: u32,
+    /// retentiond's own `batch_size`: `None` leaves it out, so batches are sized by
+    /// `batch_time` (retentiond's default); `--batch-size N` fixes it for all.
+    fixed: Option<u32>,
+    /// retentiond's `batch_time` in ms, if given (`--batch-time-ms`).
+    batch_time_ms: Option<u64>,
+    /// retentiond's `batch_pause_factor` (`--pause-factor`), 0 by default.
+    pause_factor: f64,
     pause_ms: u64,
     trail: u64,
     skip: Vec<String>,
@@ -75,6 +82,9 @@ fn args() -> Result<Args, String> {
             .map_err(|e| e.to_string())?
             .with_file_name("retentiond"),
         batch: 1000,
+        fixed: None,
+        batch_time_ms: None,
+        pause_factor: 0.0,
         pause_ms: 0,
         trail: 1_000_000,
         skip: Vec::new(),
@@ -111,7 +121,16 @@ fn args() -> Result<Args, String> {
             }
             "--db" => a.dbs = value.split(',').map(str::to_owned).collect(),
             "--retentiond" => a.retentiond = PathBuf::from(value),
-            "--batch-size" => a.batch = value.parse().map_err(|_| "--batch-size: not a number")?,
+            "--batch-size" => {
+                a.batch = value.parse().map_err(|_| "--batch-size: not a number")?;
+                a.fixed = Some(a.batch);
+            }
+            "--pause-factor" => {
+                a.pause_factor = value.parse().map_err(|_| "--pause-factor: not a number")?
+            }
+            "--batch-time-ms" => {
+                a.batch_time_ms = Some(value.parse().map_err(|_| "--batch-time-ms: not a number")?)
+            }
             "--batch-pause-ms" => {
                 a.pause_ms = value
                     .parse()
@@ -683,8 +702,14 @@ async fn bench(kind: &str, n: u64, a: &Args) -> Result<(String, Vec<String>), St
 /// them can follow one another in a file.
 fn database_and_rule(name: &str, url: &str, table: &str, a: &Args) -> String {
     format!(
-        "[databases.{name}]\nurl = \"{url}\"\n\n[[rule]]\nname = \"{name}\"\nlegal_basis = \"benchmark\"\ndatabase = \"{name}\"\ntable = \"{table}\"\nkey = \"id\"\nexpires = {{ since = \"created_at\", after = \"1 year\" }}\naction = \"delete\"\nbatch_size = {}\nbatch_pause = \"{} ms\"\n\n",
-        a.batch, a.pause_ms
+        "[databases.{name}]\nurl = \"{url}\"\n\n[[rule]]\nname = \"{name}\"\nlegal_basis = \"benchmark\"\ndatabase = \"{name}\"\ntable = \"{table}\"\nkey = \"id\"\nexpires = {{ since = \"created_at\", after = \"1 year\" }}\naction = \"delete\"\n{}batch_pause = \"{} ms\"\nbatch_pause_factor = {}\n\n",
+        match (a.fixed, a.batch_time_ms) {
+            (Some(n), _) => format!("batch_size = {n}\n"),
+            (None, Some(ms)) => format!("batch_time = \"{ms} ms\"\n"),
+            (None, None) => String::new(),
+        },
+        a.pause_ms,
+        a.pause_factor
     )
 }
 
@@ -1088,10 +1113,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    println!(
-        "retentiond batch_size {}, batch_pause {} ms\n",
-        a.batch, a.pause_ms
-    );
+    match (a.fixed, a.batch_time_ms) {
+        (Some(n), _) => println!("retentiond batch_size {n} (fixed), batch_pause {} ms; peers' batch size {}\n", a.pause_ms, a.batch),
+        (None, Some(ms)) => println!("retentiond batches sized by batch_time = {ms} ms, batch_pause {} ms; peers' batch size {}\n", a.pause_ms, a.batch),
+        (None, None) => println!("retentiond at its defaults (batches sized by batch_time, 100 ms), batch_pause {} ms; peers' batch size {}\n", a.pause_ms, a.batch),
+    }
     let mut failed = false;
     if a.multi || a.perf_stat {
         for n in &a.rows {

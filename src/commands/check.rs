@@ -6,9 +6,11 @@
 use super::plan::write_plan;
 use super::{load, CommandError, Out, Status};
 use crate::config::{Action, Config, ConfigError};
+use crate::db::replicas::Behind;
 use crate::db::{schema, Db};
 use crate::engine::plan::plan as plan_rules;
 use crate::engine::prepare::{prepare, Prepared};
+use crate::engine::replicas::{Replicas, Watch};
 use crate::engine::subjects::{check_subjects, uncovered};
 use chrono::Utc;
 use std::collections::BTreeMap;
@@ -42,6 +44,9 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
     for note in prepared.notes.iter().chain(&others.notes) {
         writeln!(out, "note: {note}")?;
     }
+    for line in replica_lines(&config, &prepared).await {
+        writeln!(out, "{line}")?;
+    }
     prepared.close().await;
     let mut failed = others.unreachable;
     for line in &others.lines {
@@ -68,6 +73,47 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
         writeln!(out, "{}", super::in_doubt_note(in_doubt))?;
     }
     Ok(Status::from_failed(failed))
+}
+
+/// How far behind the replicas of each rule's database with a `max_replica_lag` are now:
+/// a `note:` per replica within the limit, a `warning:` per replica beyond it or that
+/// cannot tell (every batch on that database would wait for it). Not an error: a replica
+/// paused for maintenance is no fault of the config.
+async fn replica_lines(config: &Config, prepared: &Prepared<'_>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (name, db) in &prepared.dbs {
+        let (Some(policy), Some(spec)) = (config.replica_policy(name), config.databases.get(name))
+        else {
+            continue;
+        };
+        let mut watch = Watch::new(Replicas { policy, spec });
+        let readings = watch.readings(db).await;
+        watch.close().await;
+        if readings.is_empty() {
+            lines.push(format!("warning: database '{name}' has max_replica_lag but no standby is connected to it now, so batches do not wait; list a standby that may be down in replicas to have batches wait for it"));
+        }
+        for r in readings {
+            lines.push(match r.behind {
+                Behind::By(d) if d <= policy.max_lag => format!(
+                    "note: database '{name}': replica {} is {:.1} s behind (max_replica_lag {:.1} s)",
+                    r.replica,
+                    d.as_secs_f64(),
+                    policy.max_lag.as_secs_f64()
+                ),
+                Behind::By(d) => format!(
+                    "warning: database '{name}': replica {} is {:.1} s behind, more than max_replica_lag ({:.1} s): batches on it wait until it catches up",
+                    r.replica,
+                    d.as_secs_f64(),
+                    policy.max_lag.as_secs_f64()
+                ),
+                Behind::Unknown(why) => format!(
+                    "warning: database '{name}': how far replica {} is behind cannot be told ({why}): batches on it wait until it can",
+                    r.replica
+                ),
+            });
+        }
+    }
+    lines
 }
 
 /// What `check` found on the databases no rule uses.

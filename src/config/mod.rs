@@ -24,7 +24,8 @@ pub use filter::{Filter, MAX_FILTER_CHARS};
 pub use ident::{Ident, TableName};
 pub use model::{
     mask_url, Action, ActionKind, BatchSizing, Child, Config, Daemon, DatabaseSpec, EmailSettings,
-    FlagValue, Hold, KeepWhile, Language, Mode, ReportSettings, Rule, Secret, Timeouts,
+    FlagValue, Hold, KeepWhile, Language, Mode, ReplicaPolicy, ReportSettings, Rule, Secret,
+    Timeouts, DEFAULT_MAX_REPLICA_WAIT,
 };
 pub use moment::Moment;
 pub use period::{parse_pause, Cutoff, Period};
@@ -61,9 +62,12 @@ pub const MAX_BATCH_TIME: std::time::Duration = std::time::Duration::from_secs(1
 /// work 1 % of the time.
 pub const MAX_BATCH_PAUSE_FACTOR: f64 = 100.0;
 /// How many databases a pass works on at once unless `[daemon] parallel` says otherwise.
-/// Each database still sees one rule at a time, so this adds no load to any of them; 4
-/// covers most installations' databases while bounding the open connections and the
-/// CPU that hashing audit entries takes.
+/// Each database (the physical one: entries with the same host, port and name, or the same
+/// SQLite file, count as one) still sees one rule at a time. Databases on one server share
+/// its CPU, disks and write-ahead log, so there a pass does add load: up to `parallel`
+/// rules' batches at once, plus the replication they cause. 4 covers most installations'
+/// databases while bounding the open connections and the CPU that hashing audit entries
+/// takes.
 pub const DEFAULT_PARALLEL: usize = 4;
 /// The most databases a pass may work on at once (`[daemon] parallel`).
 pub const MAX_PARALLEL: usize = 64;
@@ -173,8 +177,12 @@ impl Validator<'_> {
     fn config(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let daemon = self.daemon(raw.daemon);
         let mut databases = BTreeMap::new();
+        let mut replicas = BTreeMap::new();
         for (name, db) in raw.databases {
-            if let Some(spec) = self.database(&name, db) {
+            if let Some((spec, policy)) = self.database(&name, db) {
+                if let Some(policy) = policy {
+                    replicas.insert(name.get_ref().clone(), policy);
+                }
                 databases.insert(name.into_inner(), spec);
             }
         }
@@ -221,6 +229,7 @@ impl Validator<'_> {
                 holds,
                 subjects,
                 report,
+                replicas,
             }),
             _ => Err(ConfigError {
                 problems: self.problems,
@@ -304,8 +313,8 @@ impl Validator<'_> {
         };
         let parallel = match &raw.parallel {
             None => Some(DEFAULT_PARALLEL),
-            Some(at) => match usize::try_from(*at.get_ref()) {
-                Ok(n) if (1..=MAX_PARALLEL).contains(&n) => Some(n),
+            Some(at) => match at.get_ref().as_integer().map(usize::try_from) {
+                Some(Ok(n)) if (1..=MAX_PARALLEL).contains(&n) => Some(n),
                 _ => {
                     let msg = format!(
                         "{} is not a number of databases to work on at once: write a whole number from 1 (one after the other) to {MAX_PARALLEL}",
@@ -331,7 +340,7 @@ impl Validator<'_> {
         &mut self,
         name: &Spanned<String>,
         raw: Spanned<RawDatabase>,
-    ) -> Option<DatabaseSpec> {
+    ) -> Option<(DatabaseSpec, Option<ReplicaPolicy>)> {
         let line = self.lines.line_of(raw.span().start);
         let raw = raw.into_inner();
         let n = name.get_ref();
@@ -400,7 +409,16 @@ impl Validator<'_> {
             (None, Some(e)) => Some(Secret::Env(e.into_inner())),
             (None, None) => Some(Secret::None),
         };
-        Some(DatabaseSpec {
+        let replica_keys = ReplicaKeys {
+            max_lag: raw.max_replica_lag,
+            max_wait: raw.max_replica_wait,
+            replicas: raw.replicas,
+        };
+        let policy = match dialect {
+            Some(d) => self.replica_policy(n, d, replica_keys),
+            None => Some(None),
+        };
+        let spec = DatabaseSpec {
             name: n.clone(),
             dialect: dialect?,
             url: if dialect == Some(Dialect::MySql) && url.starts_with("mariadb://") {
@@ -411,7 +429,93 @@ impl Validator<'_> {
             secret: secret?,
             timeouts,
             line,
-        })
+        };
+        Some((spec, policy?))
+    }
+
+    /// `max_replica_lag`, `max_replica_wait` and `replicas` of database `n`: `Some(None)`
+    /// when it has none, `None` after a problem (reported with its line).
+    ///
+    /// The rules: SQLite has no replicas, so none of the keys is allowed there; `replicas` and
+    /// `max_replica_wait` mean nothing without `max_replica_lag`; a MariaDB/MySQL primary
+    /// cannot tell how far its replicas are behind, so there `max_replica_lag` needs
+    /// `replicas` (a PostgreSQL primary reads `pg_stat_replication`, and `replicas` only
+    /// adds standbys to ask directly). Each replica URL must be of the database's kind.
+    fn replica_policy(
+        &mut self,
+        n: &str,
+        dialect: Dialect,
+        raw: ReplicaKeys,
+    ) -> Option<Option<ReplicaPolicy>> {
+        let key = |k: &str| format!("databases.{n}.{k}");
+        if dialect == Dialect::Sqlite {
+            let sqlite = "SQLite has no replicas: remove max_replica_lag, max_replica_wait and replicas from this database";
+            if let Some(at) = &raw.max_lag {
+                self.err(at, key("max_replica_lag"), sqlite);
+            } else if let Some(at) = &raw.replicas {
+                self.err(at, key("replicas"), sqlite);
+            } else if let Some(at) = &raw.max_wait {
+                self.err(at, key("max_replica_wait"), sqlite);
+            } else {
+                return Some(None);
+            }
+            return None;
+        }
+        let Some(lag_at) = raw.max_lag else {
+            if let Some(r) = &raw.replicas {
+                self.err(r, key("replicas"), "replicas are only asked when max_replica_lag is set: add max_replica_lag = \"10 s\" (how far behind a replica may be before batches wait)");
+                return None;
+            }
+            if let Some(w) = &raw.max_wait {
+                self.err(w, key("max_replica_wait"), "max_replica_wait bounds the wait for lagging replicas: it needs max_replica_lag too");
+                return None;
+            }
+            return Some(None);
+        };
+        let duration =
+            |this: &mut Self, at: &Spanned<String>, k: &str| match parse_pause(at.get_ref()) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    this.err(at, key(k), "must be longer than 0: write e.g. \"10 s\"");
+                    None
+                }
+                Err(m) => {
+                    this.err(at, key(k), format!("{m} (at most an hour)"));
+                    None
+                }
+            };
+        let max_lag = duration(self, &lag_at, "max_replica_lag");
+        let max_wait = match &raw.max_wait {
+            None => Some(DEFAULT_MAX_REPLICA_WAIT),
+            Some(w) => duration(self, w, "max_replica_wait"),
+        };
+        let mut urls = Vec::new();
+        let mut ok = true;
+        for u in raw.replicas.iter().flat_map(|r| r.get_ref()) {
+            match replica_url(u.get_ref(), dialect) {
+                Ok(url) => urls.push(url),
+                Err(m) => {
+                    self.err(u, key("replicas"), m);
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        if dialect == Dialect::MySql && urls.is_empty() {
+            let msg = "a MariaDB/MySQL primary cannot tell how far its replicas are behind: list them, as replicas = [\"mysql://user@replica-host:3306/db\"]";
+            match &raw.replicas {
+                Some(r) => self.err(r, key("replicas"), msg),
+                None => self.err(&lag_at, key("max_replica_lag"), msg),
+            }
+            return None;
+        }
+        Some(Some(ReplicaPolicy {
+            max_lag: max_lag?,
+            max_wait: max_wait?,
+            replicas: urls,
+        }))
     }
 
     fn report(&mut self, raw: Option<Spanned<RawReport>>) -> Option<ReportSettings> {
@@ -692,7 +796,23 @@ impl Validator<'_> {
                 self.err(&r.action, key("anonymize"), "the key column cannot be anonymized: the audit trail needs it to name the record");
             }
         }
+        let batch_time_at = r.batch_time.as_ref().map(|t| t.span().start);
         let batch_sizing = self.batch_sizing(r.batch_size, r.batch_time, &key);
+        if let (Some(BatchSizing::Timed(d)), Some(at), Some(db)) =
+            (&batch_sizing, batch_time_at, dbs.get(r.database.get_ref()))
+        {
+            // A batch that may take its whole statement_timeout is cancelled by it,
+            // retried, cancelled again: the sizer learns nothing from a batch that never
+            // commits.
+            if *d >= db.timeouts.statement {
+                let line = self.lines.line_of(at);
+                self.err_at_line(line, key("batch_time"), format!(
+                    "must be shorter than the statement_timeout of database \"{}\" ({} ms), or its batches are cancelled before they commit",
+                    db.name,
+                    db.timeouts.statement.as_millis()
+                ));
+            }
+        }
         let batch_pause = match r.batch_pause {
             None => Some(std::time::Duration::ZERO),
             Some(p) => parse_pause(p.get_ref())
@@ -816,7 +936,7 @@ impl Validator<'_> {
     fn batch_sizing(
         &mut self,
         size: Option<Spanned<i64>>,
-        time: Option<Spanned<String>>,
+        time: Option<Spanned<toml::Value>>,
         key: &dyn Fn(&str) -> String,
     ) -> Option<BatchSizing> {
         let fixed = size.map(|b| match u32::try_from(*b.get_ref()) {
@@ -831,7 +951,15 @@ impl Validator<'_> {
             }
         });
         let timed = time.as_ref().map(|t| {
-            let d = parse_pause(t.get_ref())
+            let Some(text) = t.get_ref().as_str() else {
+                self.err(
+                    t,
+                    key("batch_time"),
+                    format!("{} is not a duration: write it as text with its unit, e.g. batch_time = \"100 ms\"", t.get_ref()),
+                );
+                return None;
+            };
+            let d = parse_pause(text)
                 .map_err(|m| self.err(t, key("batch_time"), m.replace("a pause", "a duration")))
                 .ok()?;
             if !(MIN_BATCH_TIME..=MAX_BATCH_TIME).contains(&d) {
@@ -839,8 +967,7 @@ impl Validator<'_> {
                     t,
                     key("batch_time"),
                     format!(
-                        "'{}' is outside {} ms to {} s: write how long one batch may hold its locks, e.g. \"100 ms\"",
-                        t.get_ref(),
+                        "'{text}' is outside {} ms to {} s: write how long one batch may hold its locks, e.g. \"100 ms\"",
                         MIN_BATCH_TIME.as_millis(),
                         MAX_BATCH_TIME.as_secs()
                     ),
@@ -1416,6 +1543,42 @@ fn is_attribute_name(s: &str) -> bool {
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'))
+}
+
+/// The replica keys of one `[databases.NAME]`, as written.
+struct ReplicaKeys {
+    max_lag: Option<Spanned<String>>,
+    max_wait: Option<Spanned<String>>,
+    replicas: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// A replica URL of a database of `dialect`: of the same kind (`mariadb://` read as
+/// `mysql://`, as for `url`), with a host, so that a typo is found when the config is read
+/// rather than as an unreachable replica in the middle of a pass.
+fn replica_url(url: &str, dialect: Dialect) -> Result<String, String> {
+    let bad = |why: &str| format!("'{}' is not a replica URL: {why}", mask_url(url));
+    let url = match url.split_once("://") {
+        Some(("mariadb", rest)) => format!("mysql://{rest}"),
+        _ => url.to_owned(),
+    };
+    let parsed = url::Url::parse(&url).map_err(|e| bad(&e.to_string()))?;
+    let kind_ok = match dialect {
+        Dialect::Postgres => matches!(parsed.scheme(), "postgres" | "postgresql"),
+        Dialect::MySql => parsed.scheme() == "mysql",
+        Dialect::Sqlite => false,
+    };
+    if !kind_ok {
+        return Err(bad(match dialect {
+            Dialect::Postgres => {
+                "a replica of a PostgreSQL database is written postgres://user@host:5432/db"
+            }
+            _ => "a replica of a MariaDB/MySQL database is written mysql://user@host:3306/db",
+        }));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it names no host"));
+    }
+    Ok(url)
 }
 
 fn is_plain_name(s: &str) -> bool {

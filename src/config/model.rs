@@ -30,6 +30,52 @@ pub struct Config {
     pub subjects: Vec<Subject>,
     /// `[report]`: where the management report goes.
     pub report: ReportSettings,
+    /// `max_replica_lag` (with `max_replica_wait` and `replicas`) of each database that has
+    /// one, by database name: kept beside [`DatabaseSpec`] rather than in it, so that code
+    /// which builds a `DatabaseSpec` by hand (tests, the benchmark) stays as it is.
+    pub replicas: BTreeMap<String, ReplicaPolicy>,
+}
+
+impl Config {
+    /// The replica policy of `database`, if it has one: then every batch of its rules
+    /// waits while a replica lags more than the policy allows.
+    pub fn replica_policy(&self, database: &str) -> Option<&ReplicaPolicy> {
+        self.replicas.get(database)
+    }
+}
+
+/// What a database's replicas may lag before batches on it wait: deleting is
+/// irreversible, and a replica that falls far behind (read traffic, a fail-over target) is
+/// what the operator asked retentiond not to cause.
+#[derive(Clone)]
+pub struct ReplicaPolicy {
+    /// `max_replica_lag`: a batch starts only while every replica is at most this far
+    /// behind.
+    pub max_lag: std::time::Duration,
+    /// `max_replica_wait` (default [`DEFAULT_MAX_REPLICA_WAIT`]): how long one wait may
+    /// last before the rule fails for this pass rather than stall it without end.
+    pub max_wait: std::time::Duration,
+    /// `replicas`: URLs of replicas to ask directly (MariaDB/MySQL, where the primary
+    /// cannot tell its replicas' lag; PostgreSQL, for a standby that may be disconnected
+    /// and so missing from `pg_stat_replication`). They may hold a password: print
+    /// [`mask_url`] of them.
+    pub replicas: Vec<String>,
+}
+
+/// How long one wait for lagging replicas may last by default: long enough for a replica
+/// to catch up after a burst, short enough that a replica paused for maintenance fails the
+/// rule (and says why) instead of holding the pass for hours.
+pub const DEFAULT_MAX_REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl fmt::Debug for ReplicaPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masked: Vec<String> = self.replicas.iter().map(|u| mask_url(u)).collect();
+        f.debug_struct("ReplicaPolicy")
+            .field("max_lag", &self.max_lag)
+            .field("max_wait", &self.max_wait)
+            .field("replicas", &masked)
+            .finish()
+    }
 }
 
 /// `[report]`.
@@ -103,8 +149,9 @@ pub struct Daemon {
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// How many databases a pass works on at once (`parallel`, 1–64). Rules on one
-    /// database always run one after the other, so no database sees more load than with
-    /// 1; more only shortens a pass over several databases.
+    /// database (the same host, port and name, or SQLite file, whatever its entry is
+    /// called) always run one after the other; but databases that share a server also
+    /// share its CPU and disks, so that server sees up to this many rules' batches at once.
     pub parallel: usize,
 }
 

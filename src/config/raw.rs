@@ -113,7 +113,9 @@ pub struct RawDaemon {
     pub timezone: Option<Spanned<String>>,
     pub report_language: Option<Spanned<String>>,
     pub metrics_listen: Option<Spanned<String>>,
-    pub parallel: Option<Spanned<i64>>,
+    /// Any TOML value, so that a string or a fraction is reported at its key, not as a
+    /// syntax error.
+    pub parallel: Option<Spanned<toml::Value>>,
 }
 
 /// `[databases.NAME]`.
@@ -126,6 +128,9 @@ pub struct RawDatabase {
     pub connect_timeout: Option<Spanned<String>>,
     pub lock_timeout: Option<Spanned<String>>,
     pub statement_timeout: Option<Spanned<String>>,
+    pub max_replica_lag: Option<Spanned<String>>,
+    pub max_replica_wait: Option<Spanned<String>>,
+    pub replicas: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[[rule]]`.
@@ -145,7 +150,8 @@ pub struct RawRule {
     pub flag: Option<Spanned<RawFlag>>,
     pub batch_size: Option<Spanned<i64>>,
     pub batch_pause: Option<Spanned<String>>,
-    pub batch_time: Option<Spanned<String>>,
+    /// Any TOML value, so that a bare number is reported at its key, not as a syntax error.
+    pub batch_time: Option<Spanned<toml::Value>>,
     pub batch_pause_factor: Option<Spanned<toml::Value>>,
     pub schedule: Option<Spanned<String>>,
     pub keep_while: Option<Vec<Spanned<RawKeepWhile>>>,

@@ -153,6 +153,7 @@ fn a_batch_time_or_pause_factor_out_of_bounds_is_refused_at_its_line() {
         ("batch_time = \"5 ms\"", "batch_time", "10 ms to 10 s"),
         ("batch_time = \"11 s\"", "batch_time", "10 ms to 10 s"),
         ("batch_time = \"fast\"", "batch_time", "not a duration"),
+        ("batch_time = 5", "batch_time", "not a duration"),
         (
             "batch_size = 10\nbatch_time = \"1 s\"",
             "batch_time",
@@ -187,8 +188,30 @@ fn a_batch_time_or_pause_factor_out_of_bounds_is_refused_at_its_line() {
 }
 
 #[test]
+fn a_batch_time_as_long_as_the_databases_statement_timeout_is_refused_at_its_line() {
+    let with = |batch_time: &str| {
+        GOOD.replacen(
+            "url = \"postgres://retentiond:pw@localhost/hr\"",
+            "url = \"postgres://retentiond:pw@localhost/hr\"\nstatement_timeout = \"2 s\"",
+            1,
+        )
+        .replacen(
+            "action = \"delete\"",
+            &format!("action = \"delete\"\nbatch_time = \"{batch_time}\""),
+            1,
+        )
+    };
+    let src = with("2 s");
+    let p = only_problem(&src);
+    assert_eq!(p.line, line_of(&src, "batch_time ="), "{p}");
+    assert_eq!(p.key, "rule \"rejected-applicants\" → batch_time");
+    assert!(p.message.contains("statement_timeout"), "{p}");
+    assert!(load(&with("1 s")).is_ok());
+}
+
+#[test]
 fn parallel_is_a_whole_number_from_1_to_64() {
-    for bad in ["0", "65", "-1"] {
+    for bad in ["0", "65", "-1", "\"four\"", "2.5"] {
         let src = GOOD.replacen(
             "report_language",
             &format!("parallel = {bad}\nreport_language"),

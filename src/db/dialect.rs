@@ -98,6 +98,19 @@ impl Sql {
             self.push(col).push(" = ANY(").bind(array).push(")");
             return self;
         }
+        if self.dialect == Dialect::Sqlite {
+            if let Some(json) = json_keys(keys) {
+                // One bound JSON array, split by SQLite: a placeholder per key would be
+                // quadratic (sqlx looks numbered placeholders up by name; a batch of 5,000
+                // took twice as long per record as one of 1,000) and would run into
+                // SQLite's limit of 32,766 bound values.
+                self.push(col)
+                    .push(" IN (SELECT value FROM json_each(")
+                    .bind(Value::Text(json))
+                    .push("))");
+                return self;
+            }
+        }
         self.push(col).push(" IN (");
         for (i, k) in keys.iter().enumerate() {
             if i > 0 {
@@ -107,6 +120,21 @@ impl Sql {
         }
         self.push(")")
     }
+}
+
+/// `keys` as one JSON array, if every key is an integer or a text (the key types SQLite
+/// tables use): integers as JSON numbers and texts as JSON strings, so `json_each` hands
+/// each back with the type it was read with, and it compares as the bound value did.
+fn json_keys(keys: &[Value]) -> Option<String> {
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.push(match k {
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Text(t) => serde_json::Value::from(t.as_str()),
+            _ => return None,
+        });
+    }
+    serde_json::to_string(&out).ok()
 }
 
 impl Dialect {
@@ -448,7 +476,10 @@ mod tests {
         assert_eq!(s.text, "id IN (CAST(? AS UNSIGNED))");
         let mut s = Sql::new(Dialect::Sqlite);
         s.key_list("id", &keys, true);
-        assert_eq!(s.text, "id IN (?1)", "only MySQL has unsigned keys");
+        assert_eq!(
+            s.text, "id IN (SELECT value FROM json_each(?1))",
+            "only MySQL has unsigned keys"
+        );
     }
 
     #[test]
@@ -475,14 +506,39 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_key_lists_keep_each_keys_type_and_text_exactly() {
+        let keys = [
+            Value::Int(-7),
+            Value::Text("42".into()),
+            Value::Text("o'brien \"x\" \u{1F600}".into()),
+        ];
+        let mut s = Sql::new(Dialect::Sqlite);
+        s.in_list("k", &keys);
+        let Value::Text(json) = &s.binds[0] else {
+            panic!("not one JSON text: {:?}", s.binds);
+        };
+        let back: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+        assert_eq!(back[0], serde_json::json!(-7), "an integer stays a number");
+        assert_eq!(back[1], serde_json::json!("42"), "a text stays a text");
+        assert_eq!(back[2], serde_json::json!("o'brien \"x\" \u{1F600}"));
+        // Other key types are bound one by one, as before.
+        let mut s = Sql::new(Dialect::Sqlite);
+        s.in_list("k", &[Value::Bool(true)]);
+        assert_eq!(s.text, "k IN (?1)");
+    }
+
+    #[test]
     fn placeholders_follow_the_dialect() {
         let keys = [Value::Int(1), Value::Int(2)];
         let mut s = Sql::new(Dialect::MySql);
         s.in_list("id", &keys);
         assert_eq!(s.text, "id IN (?, ?)");
+        // SQLite: one JSON array, whatever the number of keys (numbered placeholders are
+        // quadratic in sqlx, and SQLite binds at most 32,766 values).
         let mut s = Sql::new(Dialect::Sqlite);
         s.in_list("id", &keys);
-        assert_eq!(s.text, "id IN (?1, ?2)");
+        assert_eq!(s.text, "id IN (SELECT value FROM json_each(?1))");
+        assert_eq!(s.binds, [Value::Text("[1,2]".into())]);
         let mut s = Sql::new(Dialect::Postgres);
         s.in_list("id", &keys);
         assert_eq!((s.text.as_str(), s.binds.len()), ("id = ANY($1)", 1));

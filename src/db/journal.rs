@@ -15,10 +15,24 @@ fn ddl(dialect: Dialect) -> &'static str {
 }
 
 /// Creates the journal table in `db` if it is not there yet.
+///
+/// `CREATE TABLE IF NOT EXISTS` is not safe against a concurrent creator: on PostgreSQL
+/// the second of two sessions creating it at once fails with 23505 (on
+/// `pg_type_typname_nsp_index`) or 42P07 — another retentiond on the same database, or two
+/// `[databases.*]` entries for it. So when the statement fails, the table is looked for:
+/// if it is there and readable, whoever created it, that is success.
 pub async fn ensure(db: &Db) -> Result<(), DbError> {
     let mut sql = Sql::new(db.dialect);
     sql.push(ddl(db.dialect));
-    db.execute(&sql).await.map(|_| ())
+    let Err(e) = db.execute(&sql).await else {
+        return Ok(());
+    };
+    let mut probe = Sql::new(db.dialect);
+    probe.push("SELECT COUNT(*) FROM retentiond_journal WHERE 1 = 0");
+    match db.fetch_i64(&probe).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(e),
+    }
 }
 
 /// The statement that records `batch_id` (of `rule`) inside the batch's own transaction.

@@ -5,6 +5,7 @@
 
 pub mod dialect;
 pub mod journal;
+pub mod replicas;
 pub mod schema;
 pub mod value;
 
@@ -126,6 +127,57 @@ pub struct Record {
     pub texts: Vec<Option<String>>,
 }
 
+/// The file a SQLite URL names (`sqlite://path`, `sqlite:path`, with or without options).
+fn sqlite_path(url: &str) -> &str {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    path.split('?').next().unwrap_or(path)
+}
+
+/// Which physical database `spec` is, however its URL is written: the dialect with the
+/// host, port and database name (PostgreSQL, MySQL/MariaDB), or the canonical path of the
+/// SQLite file. Two `[databases.*]` entries with the same target are one database to
+/// its locks and its load: a pass runs their rules one after the other, never side by
+/// side (`[daemon] parallel`). Holds no credentials, but is for comparing, not for
+/// showing.
+pub fn target_of(spec: &DatabaseSpec) -> String {
+    let (scheme, default_port) = match spec.dialect {
+        Dialect::Sqlite => {
+            let path = sqlite_path(&spec.url);
+            let canonical = std::fs::canonicalize(path)
+                .map_or_else(|_| path.to_owned(), |p| p.display().to_string());
+            return format!("sqlite:{canonical}");
+        }
+        Dialect::Postgres => ("postgres", 5432),
+        Dialect::MySql => ("mysql", 3306),
+    };
+    let Ok(u) = url::Url::parse(&spec.url) else {
+        return spec.url.clone();
+    };
+    let param = |name: &str| {
+        u.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    // PostgreSQL may name its host (a socket directory too) and database as options.
+    let host = param("host")
+        .filter(|_| u.host_str().is_none_or(str::is_empty))
+        .or_else(|| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".to_owned())
+        .to_lowercase();
+    let port = param("port")
+        .and_then(|p| p.parse().ok())
+        .or(u.port())
+        .unwrap_or(default_port);
+    let name = Some(u.path().trim_start_matches('/').to_owned())
+        .filter(|n| !n.is_empty())
+        .or_else(|| param("dbname"))
+        .unwrap_or_else(|| u.username().to_owned());
+    format!("{scheme}://{host}:{port}/{name}")
+}
+
 fn read_secret(spec: &DatabaseSpec) -> Result<Option<String>, DbError> {
     let fail = |source_desc: String, reason: String| DbError::Secret {
         database: spec.name.clone(),
@@ -221,8 +273,7 @@ impl Db {
                 )
             }
             Dialect::Sqlite => {
-                let path = spec.url.trim_start_matches("sqlite://");
-                let path = path.split('?').next().unwrap_or(path);
+                let path = sqlite_path(&spec.url);
                 if !std::path::Path::new(path).exists() {
                     return Err(DbError::Connect {
                         database: spec.name.clone(),
@@ -280,6 +331,20 @@ impl Db {
             .fetch_all(p)
             .await
             .and_then(|rows| rows.iter().map(texts_of).collect()))
+        .map_err(|e| self.err(e))
+    }
+
+    /// Runs a statement and reads every row by column name, each value as text whatever
+    /// its SQL type: for `SHOW` statements, whose columns and their types the server
+    /// chooses and changes between versions (MariaDB's `SHOW REPLICA STATUS`).
+    pub async fn fetch_named(
+        &self,
+        sql: &Sql,
+    ) -> Result<Vec<std::collections::BTreeMap<String, Option<String>>>, DbError> {
+        on_driver!(Pools, &self.pools, sql, |q, p| q
+            .fetch_all(p)
+            .await
+            .and_then(|rows| rows.iter().map(named_texts_of).collect()))
         .map_err(|e| self.err(e))
     }
 
@@ -373,6 +438,50 @@ where
 {
     (0..row.len())
         .map(|i| row.try_get::<Option<String>, _>(i))
+        .collect()
+}
+
+/// Reads a column as text whatever its type: text as is, numbers and booleans written
+/// out. Each driver's row knows which of these its types decode as.
+trait AnyText: Row {
+    fn any_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
+}
+
+/// Tries the decodings in order; the first that fits the column wins.
+macro_rules! first_fitting {
+    ($row:expr, $i:expr, $first:ty $(, $t:ty)*) => {
+        $row.try_get::<Option<$first>, _>($i)
+            .map(|v| v.map(|v| v.to_string()))
+            $(.or_else(|_| $row.try_get::<Option<$t>, _>($i).map(|v| v.map(|v| v.to_string()))))*
+    };
+}
+
+impl AnyText for sqlx::postgres::PgRow {
+    fn any_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        first_fitting!(self, i, String, i64, i32, f64, bool)
+    }
+}
+
+impl AnyText for sqlx::mysql::MySqlRow {
+    fn any_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        first_fitting!(self, i, String, u64, i64, f64)
+    }
+}
+
+impl AnyText for sqlx::sqlite::SqliteRow {
+    fn any_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        first_fitting!(self, i, String, i64, f64)
+    }
+}
+
+fn named_texts_of<R: AnyText>(
+    row: &R,
+) -> Result<std::collections::BTreeMap<String, Option<String>>, sqlx::Error> {
+    use sqlx::Column;
+    row.columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Ok((c.name().to_owned(), row.any_text(i)?)))
         .collect()
 }
 
@@ -489,6 +598,9 @@ fn query_error(database: &str, e: sqlx::Error, scrubber: &Scrubber) -> DbError {
         .as_database_error()
         .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::UniqueViolation);
     let transient = match &e {
+        // The driver refuses a statement with more values than its protocol carries
+        // ("too many arguments for query"): the same statement fails the same way again.
+        sqlx::Error::Protocol(m) if m.contains("too many arguments") => false,
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
@@ -836,6 +948,52 @@ mod tests {
         for code in ["23505", "42P01", "22007", "57000"] {
             assert!(!transient_sqlstate(code), "{code}");
         }
+    }
+
+    #[test]
+    fn one_database_written_two_ways_is_one_target() {
+        let target = |dialect, url: &str| {
+            let mut s = spec(url);
+            s.dialect = dialect;
+            target_of(&s)
+        };
+        let pg = |url| target(Dialect::Postgres, url);
+        assert_eq!(
+            pg("postgres://a:x@DB.example:5432/hr"),
+            pg("postgres://b@db.example/hr?sslmode=require")
+        );
+        assert_ne!(
+            pg("postgres://a@db.example/hr"),
+            pg("postgres://a@db.example/crm")
+        );
+        assert_ne!(
+            pg("postgres://a@db.example/hr"),
+            pg("postgres://a@db.example:5433/hr")
+        );
+        let my = |url| target(Dialect::MySql, url);
+        assert_eq!(my("mysql://a@db:3306/crm"), my("mysql://b:pw@db/crm"));
+        assert_ne!(my("mysql://a@db/crm"), pg("postgres://a@db:3306/crm"));
+        let dir = std::env::temp_dir();
+        let file = dir.join(format!("retentiond-target-{}.db", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        let lite = |url: String| target(Dialect::Sqlite, &url);
+        let via_dot = dir.join(".").join(file.file_name().unwrap());
+        assert_eq!(
+            lite(format!("sqlite://{}", file.display())),
+            lite(format!("sqlite:{}?mode=rw", via_dot.display()))
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn a_statement_with_too_many_arguments_is_not_retried() {
+        let s = Scrubber::new(&spec("postgres://u@host/db"), None);
+        let e = sqlx::Error::Protocol(
+            "PgConnection::run(): too many arguments for query: 80001".into(),
+        );
+        assert!(!query_error("hr", e, &s).is_transient());
+        let lost = sqlx::Error::Protocol("unexpected message".into());
+        assert!(query_error("hr", lost, &s).is_transient());
     }
 
     fn spec(url: &str) -> DatabaseSpec {

@@ -10,7 +10,7 @@
 
 use super::hasher::Hasher;
 pub use super::matcher::ChildPlan;
-use super::statements::{push_anonymized, Act};
+use super::statements::{act_statements, Act, Change};
 use crate::config::{Action, Ident, Strategy};
 use crate::db::{Dialect, Record, Sql, Tx, Value};
 use crate::state::ChildKeys;
@@ -39,8 +39,9 @@ impl From<crate::db::DbError> for LockError {
 pub struct Locked {
     /// What goes into the intent (and then the trail), per group.
     pub keys: Vec<ChildKeys>,
-    /// Per group: the statement and how many rows it must change (`None`: an
-    /// anonymization, whose row count some databases give as rows changed, not matched).
+    /// In order, the statements that act on the groups' rows (a group's rows may take
+    /// several), each with how many rows it must change (`None`: an anonymization, whose
+    /// row count some databases give as rows changed, not matched).
     pub acts: Vec<Act>,
 }
 
@@ -56,7 +57,7 @@ pub(super) async fn lock(
     action: &Action,
     hasher: Option<&Hasher>,
 ) -> Result<Locked, LockError> {
-    let mut groups: Vec<(ChildKeys, Act)> = Vec::new();
+    let mut groups: Vec<(ChildKeys, Vec<Act>)> = Vec::new();
     // Breadth first: a level's rows are the parents of the next.
     let mut level: Vec<(&ChildPlan<'_>, Vec<Value>, bool)> = plans
         .iter()
@@ -99,41 +100,34 @@ pub(super) async fn lock(
                 continue;
             }
             let values: Vec<Value> = records.iter().map(|r| r.key.value()).collect();
-            let act = match action {
-                Action::Delete => {
-                    let mut sql = Sql::new(d);
-                    sql.push("DELETE FROM ")
-                        .push(&table)
-                        .push(" WHERE ")
-                        .key_list(&key, &values, plan.shape.key_unsigned);
-                    Some((sql, Some(values.len() as u64)))
-                }
-                Action::Anonymize(_) if !cols.is_empty() => {
-                    let mut sql = Sql::new(d);
-                    sql.push("UPDATE ").push(&table).push(" SET ");
-                    push_anonymized(
-                        &mut sql,
-                        &key,
-                        plan.shape.key_unsigned,
-                        cols,
-                        &records,
-                        hasher,
-                    )
-                    .map_err(LockError::Internal)?;
-                    sql.push(" WHERE ")
-                        .key_list(&key, &values, plan.shape.key_unsigned);
-                    Some((sql, None))
-                }
-                Action::Anonymize(_) | Action::Flag { .. } => None,
+            // Each statement lists at most `RECORDS_PER_STATEMENT` rows, like the parents'.
+            let (change, counted) = match action {
+                Action::Delete => (Some(Change::Delete), true),
+                Action::Anonymize(_) if !cols.is_empty() => (Some(Change::Anonymize(cols)), false),
+                Action::Anonymize(_) | Action::Flag { .. } => (None, false),
             };
-            if let Some(act) = act {
+            if let Some(change) = change {
+                let statements = act_statements(
+                    d,
+                    &table,
+                    &key,
+                    plan.shape.key_unsigned,
+                    &change,
+                    &records,
+                    hasher,
+                )
+                .map_err(LockError::Internal)?;
+                let acts = statements
+                    .into_iter()
+                    .map(|(sql, n)| (sql, counted.then_some(n as u64)))
+                    .collect();
                 groups.push((
                     ChildKeys {
                         table: plan.child.table.to_string(),
                         action: action.verb().to_owned(),
                         keys: records.iter().map(|r| r.key.to_string()).collect(),
                     },
-                    act,
+                    acts,
                 ));
             }
             for grand in &plan.children {
@@ -148,9 +142,9 @@ pub(super) async fn lock(
         keys: Vec::new(),
         acts: Vec::new(),
     };
-    for (keys, act) in groups {
+    for (keys, acts) in groups {
         out.keys.push(keys);
-        out.acts.push(act);
+        out.acts.extend(acts);
     }
     Ok(out)
 }

@@ -17,10 +17,11 @@ use super::hasher::Hasher;
 use super::journal;
 use super::matcher::{flag_value, Matcher, When};
 use super::outcome::{Failure, RuleOutcome, RuleStatus};
-use super::statements::{push_anonymized, Act};
+use super::replicas::{Replicas, WaitEnd, Watch};
+use super::statements::{act_statements, Act, Change};
 use super::wait::{sleep_or_stop, Waited};
 use crate::config::Action;
-use crate::db::{self, Db, DbError, Record, Sql, Value};
+use crate::db::{self, Db, DbError, Record, Value};
 use crate::state::{now_text, Intent, State};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -57,6 +58,9 @@ pub struct Context<'a> {
     /// Closed for the rest of the pass once any rule could not write its audit trail;
     /// shared by the rules that run at the same time on other databases.
     pub audit: &'a AuditGate,
+    /// The database's replicas, when it has a `max_replica_lag`: every batch waits while
+    /// one lags more than that.
+    pub replicas: Option<Replicas<'a>>,
 }
 
 /// Whether the audit trail could be written so far in this pass. Once an intent or an audit
@@ -170,6 +174,7 @@ pub async fn execute_rule(
     let mut sizer = BatchSizer::new(rule.batch_sizing);
     // A committed batch whose audit entries are still to be written.
     let mut unconfirmed: Option<Intent> = None;
+    let mut watch = ctx.replicas.map(Watch::new);
     while outcome.acted < limit {
         if ctx.stop.is_cancelled() {
             outcome.status = RuleStatus::Stopped;
@@ -180,6 +185,11 @@ pub async fn execute_rule(
                 "stopped: elsewhere in this pass the audit trail could not be written ({why}); no batch acts unaudited"
             ));
             break;
+        }
+        if let Some(w) = watch.as_mut() {
+            if !wait_for_replicas(w, ctx, outcome, &mut unconfirmed).await {
+                break;
+            }
         }
         let size = (limit - outcome.acted).min(u64::from(sizer.next()));
         let (confirmed, locked) = if m.dialect.single_writer() {
@@ -216,12 +226,22 @@ pub async fn execute_rule(
                 after = Some(done.last);
                 retries = 0;
                 unconfirmed = done.unconfirmed;
-                sizer.record(done.records, done.held);
+                sizer.record(done.records, done.rows, done.held);
                 tracing::debug!(rule = %rule.name, batch = outcome.batches, rows = done.records, held_ms = done.held.as_millis() as u64, next = sizer.next(), "batch committed");
-                pause_after(rule.batch_pause, rule.batch_pause_factor, done.held)
+                if outcome.acted >= limit || done.records < size {
+                    // Nothing is left: the lock found fewer than it asked for (the key range
+                    // is walked once), or the rule's count is done. A pause now would only
+                    // hold the database's later rules back.
+                    Duration::ZERO
+                } else {
+                    pause_after(rule.batch_pause, rule.batch_pause_factor, done.held)
+                }
             }
             Err(e) if e.transient && retries < MAX_RETRIES => {
                 retries += 1;
+                // A statement or lock timeout is the database saying the batch is too much
+                // for it now: retry with less, not the same again.
+                sizer.shrink();
                 tracing::warn!(rule = %rule.name, error = %e.message, retry = retries, "batch failed; trying again");
                 if sleep_or_stop(backoff(retries), ctx.stop).await == Waited::Stopped {
                     outcome.status = RuleStatus::Stopped;
@@ -246,6 +266,9 @@ pub async fn execute_rule(
             continue;
         }
     }
+    if let Some(w) = watch {
+        w.close().await;
+    }
     close_gate_if_unaudited(ctx, outcome);
     // However the loop ended, the last committed batch gets its entries now.
     if let Err(e) = confirm(ctx, unconfirmed.take()).await {
@@ -258,6 +281,48 @@ pub async fn execute_rule(
     }
     if outcome.status != RuleStatus::Failed && outcome.batches > 0 {
         cleanup_journal(m, ctx).await;
+    }
+}
+
+/// Before a batch, with no target transaction open: waits while a replica lags more than
+/// `max_replica_lag` (see [`Watch`]), adding the time waited to the outcome. The batch
+/// committed before is audited before a wait, not after it. Returns `false` when the rule
+/// must end here: stopped, waited longer than `max_replica_wait`, or not audited.
+async fn wait_for_replicas(
+    w: &mut Watch<'_>,
+    ctx: &Context<'_>,
+    outcome: &mut RuleOutcome,
+    unconfirmed: &mut Option<Intent>,
+) -> bool {
+    let since = Instant::now();
+    let lagging = w.lagging(ctx.db).await;
+    if lagging.is_empty() {
+        return true;
+    }
+    if let Err(e) = confirm(ctx, unconfirmed.take()).await {
+        fail(outcome, e, 0);
+        return false;
+    }
+    let end = w
+        .wait(ctx.db, (since, lagging), &outcome.rule, ctx.stop)
+        .await;
+    let waited = match &end {
+        WaitEnd::Go(d) | WaitEnd::Stopped(d) | WaitEnd::TooLong(d, _) => *d,
+    };
+    outcome.replica_wait_ms = outcome
+        .replica_wait_ms
+        .saturating_add(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    match end {
+        WaitEnd::Go(_) => true,
+        WaitEnd::Stopped(_) => {
+            outcome.status = RuleStatus::Stopped;
+            false
+        }
+        WaitEnd::TooLong(_, why) => {
+            tracing::error!(rule = %outcome.rule, error = %why, "rule failed");
+            outcome.record_failure(Failure::ReplicaLag, why);
+            false
+        }
     }
 }
 
@@ -316,6 +381,8 @@ struct Locked {
 /// A committed batch.
 struct Done {
     records: u64,
+    /// Rows acted on: its records and their child rows.
+    rows: u64,
     last: Value,
     /// How long its transaction held its locks, from the lock to the commit: what the
     /// database and its other users paid for it, which sizes the next batch.
@@ -397,15 +464,17 @@ async fn finish_batch(
         intent.children = children.keys;
         acts = children.acts;
     }
-    acts.push((act, Some(records.len() as u64)));
+    acts.extend(act);
     let sink = Sink {
         db: ctx.db,
         state: ctx.state,
         stop: ctx.stop,
     };
+    let children: u64 = intent.children.iter().map(|c| c.keys.len() as u64).sum();
     let unconfirmed = commit_audited(&sink, tx, intent, &acts).await?;
     Ok(Done {
         records: records.len() as u64,
+        rows: records.len() as u64 + children,
         last,
         held: since.elapsed(),
         unconfirmed,
@@ -514,34 +583,37 @@ async fn settle_now(
     )))
 }
 
-/// The DELETE or UPDATE for exactly the locked keys.
-fn action_sql(m: &Matcher<'_>, records: &[Record], hasher: Option<&Hasher>) -> Result<Sql, String> {
+/// The DELETEs or UPDATEs for exactly the locked keys, each listing at most
+/// [`super::statements::RECORDS_PER_STATEMENT`] of them (MySQL: each limited to the rows
+/// it lists), with how many rows each must change.
+fn action_sql(
+    m: &Matcher<'_>,
+    records: &[Record],
+    hasher: Option<&Hasher>,
+) -> Result<Vec<Act>, String> {
     let d = m.dialect;
     let key = m.key();
-    let keys: Vec<Value> = records.iter().map(|r| r.key.value()).collect();
-    let mut sql = Sql::new(d);
-    match &m.rule.action {
-        Action::Delete => {
-            sql.push("DELETE FROM ").push(&m.table()).push(" WHERE ");
-        }
-        Action::Flag { column, value } => {
-            sql.push("UPDATE ")
-                .push(&m.table())
-                .push(" SET ")
-                .push(&d.ident(column))
-                .push(" = ")
-                .bind(flag_value(value, &m.shape))
-                .push(" WHERE ");
-        }
-        Action::Anonymize(cols) => {
-            sql.push("UPDATE ").push(&m.table()).push(" SET ");
-            push_anonymized(&mut sql, &key, m.shape.key_unsigned, cols, records, hasher)?;
-            sql.push(" WHERE ");
-        }
-    }
-    sql.key_list(&key, &keys, m.shape.key_unsigned);
-    sql.push(&d.action_suffix(&key, keys.len()));
-    Ok(sql)
+    let change = match &m.rule.action {
+        Action::Delete => Change::Delete,
+        Action::Flag { column, value } => Change::Set(column, flag_value(value, &m.shape)),
+        Action::Anonymize(cols) => Change::Anonymize(cols),
+    };
+    let statements = act_statements(
+        d,
+        &m.table(),
+        &key,
+        m.shape.key_unsigned,
+        &change,
+        records,
+        hasher,
+    )?;
+    Ok(statements
+        .into_iter()
+        .map(|(mut sql, n)| {
+            sql.push(&d.action_suffix(&key, n));
+            (sql, Some(n as u64))
+        })
+        .collect())
 }
 
 /// Removes this rule's journal rows once all its batches are confirmed; they are only

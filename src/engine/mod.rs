@@ -21,6 +21,7 @@ pub mod pass;
 pub mod plan;
 pub mod prepare;
 pub mod reconcile;
+pub mod replicas;
 pub mod requests;
 pub mod rule_history;
 pub mod statements;

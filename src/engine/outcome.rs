@@ -52,10 +52,18 @@ pub enum Failure {
     /// The state database (intents, audit trail) could not be written: the rule stopped
     /// so that nothing acts unaudited.
     Audit,
+    /// The state directory had too little room for the audit entries of the records the
+    /// rule matched, so the rule did not start. Unlike [`Failure::Audit`] nothing failed to
+    /// be written: rules already under way on other databases carry on.
+    NoRoom,
     /// The mass-deletion brake held the rule back.
     Brake,
     /// `--confirm N` did not match the count the rule matches now.
     ConfirmMismatch,
+    /// A replica of the database stayed further behind than `max_replica_lag` (or could
+    /// not tell how far) for all of `max_replica_wait`: the rule stopped before its next
+    /// batch rather than leave the replica further behind.
+    ReplicaLag,
     /// Anything else; the message says what.
     Other,
 }
@@ -220,6 +228,16 @@ pub struct RuleOutcome {
     /// What kind of failure `error` is (summaries stored before this field have none).
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// Milliseconds its batches waited, in all, for replicas that lagged more than
+    /// `max_replica_lag`: shown in the report, so a slow pass is explained. Absent (and
+    /// left out of the stored summary) when they never waited.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replica_wait_ms: u64,
+}
+
+/// For `skip_serializing_if`: a zero count is left out.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Batches found in doubt at the start of a pass and settled against their databases.
@@ -291,6 +309,7 @@ impl RuleOutcome {
             status: RuleStatus::Ok,
             error: None,
             failure: None,
+            replica_wait_ms: 0,
         }
     }
 

@@ -192,11 +192,18 @@ pub async fn run_prepared(
         progress: &progress,
     };
     // Rules on different databases run side by side, at most `parallel` databases at once;
-    // the rules of one database run one after the other, in config order. With
-    // `parallel = 1` every rule runs alone, in config order, exactly as before.
-    let mut groups: Vec<(&str, Vec<(usize, &Prepped)>)> = Vec::new();
+    // the rules of one database run one after the other, in config order. "One database"
+    // is the physical one (`db::target_of`): two `[databases.*]` entries for the same
+    // server database or SQLite file share its locks, and would race to create
+    // retentiond_journal. With `parallel = 1` every rule runs alone, in config order,
+    // exactly as before.
+    let mut groups: Vec<(String, Vec<(usize, &Prepped)>)> = Vec::new();
     for (i, prepped) in prepared.rules.iter().enumerate() {
-        let database = prepped.0.database.as_str();
+        let name = prepped.0.database.as_str();
+        let database = config
+            .databases
+            .get(name)
+            .map_or_else(|| name.to_owned(), crate::db::target_of);
         match groups.iter_mut().find(|(db, _)| *db == database) {
             Some((_, members)) if config.daemon.parallel > 1 => members.push((i, prepped)),
             _ => groups.push((database, vec![(i, prepped)])),
@@ -323,6 +330,11 @@ impl Shared<'_> {
                     batch_counter: self.batch_counter,
                     progress: &progress,
                     audit: self.audit,
+                    replicas: self
+                        .config
+                        .replica_policy(&rule.database)
+                        .zip(self.config.databases.get(&rule.database))
+                        .map(|(policy, spec)| super::replicas::Replicas { policy, spec }),
                 };
                 // Every line a rule logs carries its rule and database (journald: RULE=,
                 // DATABASE=), besides the pass's RUN_ID=.
@@ -545,7 +557,9 @@ async fn run_rule(
     }
     if let Err(why) = room_for(ctx.state, e.matched) {
         tracing::error!(rule = %rule.name, "{why}");
-        return o.fail(Failure::Audit, why);
+        // Not `Audit`: nothing failed to be written, so the audit gate stays open and the
+        // rules under way on other databases carry on; only this rule does not start.
+        return o.fail(Failure::NoRoom, why);
     }
     ctx.progress.begin(&rule.name, Some(e.matched));
     execute_rule(m, &when, e.matched, ctx, &mut o).await;

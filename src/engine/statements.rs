@@ -4,11 +4,82 @@
 
 use super::hasher::{is_hashed, Hasher};
 use crate::config::{Ident, Strategy};
-use crate::db::{Record, Sql, Value};
+use crate::db::{Dialect, Record, Sql, Value};
 
 /// A statement that acts on rows, and how many it must change (`None`: an anonymization
 /// of child rows, whose row count some databases give as rows changed, not matched).
 pub type Act = (Sql, Option<u64>);
+
+/// The most records one statement lists. A batch larger than this is acted on by several
+/// statements in its one transaction: each stays far below the placeholders a driver
+/// allows (SQLite 32,766, MariaDB 65,535, PostgreSQL 65,535 arguments) whatever
+/// `batch_size` or `batch_time` makes of the batch, and a hash anonymization's `CASE`
+/// (one arm per record, which the database walks for every row) stays linear in the
+/// batch instead of quadratic.
+pub(super) const RECORDS_PER_STATEMENT: usize = 1000;
+
+/// The placeholders one statement binds at most, on every dialect: below SQLite's 32,766
+/// with room for the few a statement binds once (`replace` values, a flag).
+const PLACEHOLDER_BUDGET: usize = 30_000;
+
+/// What a statement does to the rows it lists.
+pub(super) enum Change<'a> {
+    /// `DELETE`.
+    Delete,
+    /// `UPDATE … SET column = value` (a flag).
+    Set(&'a Ident, Value),
+    /// `UPDATE … SET` each column to its strategy's value.
+    Anonymize(&'a [(Ident, Strategy)]),
+}
+
+/// How many records one statement of `change` lists: [`RECORDS_PER_STATEMENT`], fewer
+/// when each record binds more than its key (a hashed column binds two per record).
+fn records_per_statement(change: &Change<'_>) -> usize {
+    let hashed = match change {
+        Change::Anonymize(cols) => cols.iter().filter(|(_, s)| *s == Strategy::Hash).count(),
+        Change::Delete | Change::Set(..) => 0,
+    };
+    (PLACEHOLDER_BUDGET / (1 + 2 * hashed)).clamp(1, RECORDS_PER_STATEMENT)
+}
+
+/// The statements that apply `change` to exactly `records` of `table` (keyed by `key`),
+/// in order, each with the number of records it lists. Run one after the other in the
+/// same transaction, they are one act on the batch; see [`RECORDS_PER_STATEMENT`].
+pub(super) fn act_statements(
+    d: Dialect,
+    table: &str,
+    key: &str,
+    key_unsigned: bool,
+    change: &Change<'_>,
+    records: &[Record],
+    hasher: Option<&Hasher>,
+) -> Result<Vec<(Sql, usize)>, String> {
+    let mut out = Vec::new();
+    for chunk in records.chunks(records_per_statement(change)) {
+        let mut sql = Sql::new(d);
+        match change {
+            Change::Delete => {
+                sql.push("DELETE FROM ").push(table);
+            }
+            Change::Set(column, value) => {
+                sql.push("UPDATE ")
+                    .push(table)
+                    .push(" SET ")
+                    .push(&d.ident(column))
+                    .push(" = ")
+                    .bind(value.clone());
+            }
+            Change::Anonymize(cols) => {
+                sql.push("UPDATE ").push(table).push(" SET ");
+                push_anonymized(&mut sql, key, key_unsigned, cols, chunk, hasher)?;
+            }
+        }
+        let keys: Vec<Value> = chunk.iter().map(|r| r.key.value()).collect();
+        sql.push(" WHERE ").key_list(key, &keys, key_unsigned);
+        out.push((sql, chunk.len()));
+    }
+    Ok(out)
+}
 
 /// The `SET` list of an anonymization of exactly `records`: each column to its strategy's
 /// value. `hash` hashes each record's value (read with the batch, in column order, into

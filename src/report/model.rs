@@ -69,6 +69,13 @@ pub struct RuleRow {
     pub held: Vec<HeldCount>,
     /// Busy, left for the next pass.
     pub deferred: u64,
+    /// How long its batches waited for lagging replicas, in milliseconds; absent when
+    /// they never waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_wait_ms: Option<u64>,
+    /// The same, in words ("12.5 s"), for the text and HTML report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_wait: Option<String>,
     /// Due within 30 days.
     pub forecast_30d: Option<u64>,
     /// Flagged, waiting for a decision.
@@ -285,6 +292,20 @@ fn explain(o: &RuleOutcome, lang: Language) -> Option<Attention> {
                 ("The audit trail could not be written; the rule stopped at once, so that nothing was done without proof.".to_owned(), "Check the disk space and permissions of the state directory. The next start completes the trail.".to_owned())
             }
         }
+        RuleStatus::Failed if kind == Failure::NoRoom => {
+            if nl {
+                ("De statusmap had te weinig vrije ruimte voor het auditspoor van deze regel; de regel begon niet, er gebeurde niets.".to_owned(), "Maak ruimte vrij in de statusmap (of verplaats ze naar een grotere schijf). De volgende doorloop doet de regel dan alsnog.".to_owned())
+            } else {
+                ("The state directory had too little free space for this rule's audit trail; the rule did not start, and nothing was done.".to_owned(), "Free space in the state directory (or move it to a larger disk). The next pass then does the rule.".to_owned())
+            }
+        }
+        RuleStatus::Failed if kind == Failure::ReplicaLag => {
+            if nl {
+                (format!("Een replica van de database {} liep te ver achter (of gaf niet aan hoever); de regel stopte, zodat de replica niet verder achterop raakte.", o.database), "Laat nagaan waarom de replica achterloopt of stilstaat. De volgende doorloop gaat verder waar deze stopte.".to_owned())
+            } else {
+                (format!("A replica of the database {} was too far behind (or could not tell how far); the rule stopped so as not to leave it further behind.", o.database), "Have the replica checked: why it lags or is paused. The next pass carries on where this one stopped.".to_owned())
+            }
+        }
         RuleStatus::Failed if kind == Failure::Journal => {
             if nl {
                 ("retentiond kon zijn kleine boekhoudtabel niet aanmaken.".to_owned(), "Geef het recht CREATE op de database, of maak retentiond_journal aan zoals in de README.".to_owned())
@@ -340,6 +361,10 @@ pub fn build(summary: &RunSummary, history: &[RunSummary], tz: Tz, lang: Languag
             matched: o.matched,
             held: o.held.clone(),
             deferred: o.deferred,
+            replica_wait_ms: (o.replica_wait_ms > 0).then_some(o.replica_wait_ms),
+            replica_wait: (o.replica_wait_ms > 0).then(|| {
+                super::locale::duration(i64::try_from(o.replica_wait_ms).unwrap_or(i64::MAX))
+            }),
             forecast_30d: o.forecast_30d,
             awaiting_review: o.awaiting_review,
             status: status(o.status).to_owned(),

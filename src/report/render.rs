@@ -28,6 +28,7 @@ struct Labels {
     held: &'static str,
     would: &'static str,
     deferred: &'static str,
+    replica_wait: &'static str,
     holds: &'static str,
     rules: &'static str,
     trail: &'static str,
@@ -56,6 +57,7 @@ const EN: Labels = Labels {
     held: "held back by legal hold",
     would: "would act on",
     deferred: "busy (locked by another transaction), left for the next pass",
+    replica_wait: "waited for lagging replicas",
     holds: "Legal holds",
     rules: "Rule history",
     trail: "Audit trail",
@@ -85,6 +87,7 @@ const NL: Labels = Labels {
     held: "tegengehouden door juridische blokkering",
     would: "zou behandelen",
     deferred: "bezet (vergrendeld door een andere transactie), voor de volgende doorloop",
+    replica_wait: "gewacht op achterlopende replica's",
     holds: "Juridische blokkeringen",
     rules: "Geschiedenis van de regels",
     trail: "Audittrail",
@@ -165,6 +168,10 @@ pub fn text(s: &RunSummary, lang: Language) -> String {
         }
         if r.deferred > 0 {
             let _ = writeln!(o, "    {}: {}", l.deferred, r.deferred);
+        }
+        if r.replica_wait_ms > 0 {
+            let ms = i64::try_from(r.replica_wait_ms).unwrap_or(i64::MAX);
+            let _ = writeln!(o, "    {}: {}", l.replica_wait, super::locale::duration(ms));
         }
         if let Some(d) = &r.description {
             let _ = writeln!(o, "    {d}");

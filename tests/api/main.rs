@@ -22,6 +22,7 @@ mod metrics;
 mod pace;
 mod packaging;
 mod register;
+mod replicas;
 mod report;
 mod requests;
 mod rules_history;

@@ -599,3 +599,58 @@ async fn zero_in_a_unix_seconds_column_means_not_set_and_never_expires() {
         assert_eq!(remaining(&db).await, 2, "{kind:?}: the 2001 row went");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_without_room_for_its_trail_leaves_the_rules_on_other_databases_running() {
+    let (Some(first), Some(second)) = (
+        events(Kind::Sqlite, 1000).await,
+        events(Kind::Sqlite, 20_000).await,
+    ) else {
+        return;
+    };
+    // 32 MB: room for the first rule's 1000 entries above the 16 MB floor, not for the
+    // second's 20,000 (about 20 MB).
+    let Some(disk) = Tmpfs::mount(&first.dir.path().join("statefs"), "32m") else {
+        return;
+    };
+    let mut builder = ConfigBuilder::new(&first).rule(
+        RuleSpec::delete("purge-first", "events", "happened_at")
+            .after("1 year")
+            .max_fraction(1.0)
+            .batch_size(100)
+            .batch_pause("200 ms"),
+    );
+    builder.state_dir = disk.dir.join("state");
+    builder
+        .databases
+        .push(crate::helpers::DatabaseEntry::new("second", &second.url));
+    let mut on_second = RuleSpec::delete("purge-second", "events", "happened_at")
+        .after("1 year")
+        .max_fraction(1.0);
+    on_second.database = "second".into();
+    builder = builder.rule(on_second);
+    let text = builder
+        .to_toml()
+        .replacen("[daemon]\n", "[daemon]\nparallel = 2\n", 1);
+    let config = crate::helpers::write_config(first.dir.path(), &text);
+
+    let r = run(&config, &["run", "--once"]);
+    r.assert_code(1);
+    assert_eq!(
+        second.count("SELECT COUNT(*) FROM events").await,
+        20_000,
+        "nothing done without room for its trail"
+    );
+    assert_eq!(
+        first.count("SELECT COUNT(*) FROM events").await,
+        0,
+        "the rule on the other database ran to its end: {r}"
+    );
+    assert_eq!(audit_keys(&config).len(), 1000);
+    let report = run(&config, &["report", "--last", "--format", "json"]).json();
+    let failed = report.to_string();
+    assert!(
+        failed.contains("free space"),
+        "the report says why: {failed}"
+    );
+}
