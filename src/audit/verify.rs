@@ -695,7 +695,8 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("prev_hash is not stored"), "{e}");
         // A forged entry inserted with a link that is not the hash before it: refused too.
-        conn.execute_batch("DELETE FROM audit WHERE seq = 10").unwrap();
+        conn.execute_batch("DELETE FROM audit WHERE seq = 10")
+            .unwrap();
         let e = conn
             .execute_batch(&format!(
                 "INSERT INTO audit (seq, at, run_id, rule, database, tbl, action, key, legal_basis, hash, prev_hash) VALUES (10, 'x', 'r', 'rule', 'db', 't', 'delete', '10', 'test', '{0}', '{0}')",
