@@ -90,6 +90,27 @@ impl Sql {
         self.bind(v)
     }
 
+    /// Appends `col IN (…)` for `keys` that were read back from `col` itself (a batch's
+    /// own keys, acted on by key): on SQLite one bound JSON array, split by SQLite —
+    /// a numbered placeholder per key is quadratic in sqlx (it looks each up by name: a
+    /// statement of 5,000 keys took twice as long per key as one of 1,000). Only for keys
+    /// of `col` itself: a value from `json_each` has no affinity, so SQLite compares it
+    /// with the column as it is, where a bound value takes the column's affinity — an
+    /// integer key would not match a TEXT foreign-key column holding '42'. Elsewhere as
+    /// [`Sql::key_list`].
+    pub fn own_key_list(&mut self, col: &str, keys: &[Value], unsigned: bool) -> &mut Self {
+        if self.dialect == Dialect::Sqlite {
+            if let Some(json) = json_keys(keys) {
+                self.push(col)
+                    .push(" IN (SELECT value FROM json_each(")
+                    .bind(Value::Text(json))
+                    .push("))");
+                return self;
+            }
+        }
+        self.key_list(col, keys, unsigned)
+    }
+
     /// Appends `col IN (…)` for `keys`, each bound as [`Sql::bind_key`] binds it
     /// (PostgreSQL: `col = ANY($n)` with one array; it has no unsigned keys).
     pub fn key_list(&mut self, col: &str, keys: &[Value], unsigned: bool) -> &mut Self {
@@ -97,19 +118,6 @@ impl Sql {
             let array = Value::array(keys);
             self.push(col).push(" = ANY(").bind(array).push(")");
             return self;
-        }
-        if self.dialect == Dialect::Sqlite {
-            if let Some(json) = json_keys(keys) {
-                // One bound JSON array, split by SQLite: a placeholder per key would be
-                // quadratic (sqlx looks numbered placeholders up by name; a batch of 5,000
-                // took twice as long per record as one of 1,000) and would run into
-                // SQLite's limit of 32,766 bound values.
-                self.push(col)
-                    .push(" IN (SELECT value FROM json_each(")
-                    .bind(Value::Text(json))
-                    .push("))");
-                return self;
-            }
         }
         self.push(col).push(" IN (");
         for (i, k) in keys.iter().enumerate() {
@@ -476,10 +484,7 @@ mod tests {
         assert_eq!(s.text, "id IN (CAST(? AS UNSIGNED))");
         let mut s = Sql::new(Dialect::Sqlite);
         s.key_list("id", &keys, true);
-        assert_eq!(
-            s.text, "id IN (SELECT value FROM json_each(?1))",
-            "only MySQL has unsigned keys"
-        );
+        assert_eq!(s.text, "id IN (?1)", "only MySQL has unsigned keys");
     }
 
     #[test]
@@ -513,7 +518,7 @@ mod tests {
             Value::Text("o'brien \"x\" \u{1F600}".into()),
         ];
         let mut s = Sql::new(Dialect::Sqlite);
-        s.in_list("k", &keys);
+        s.own_key_list("k", &keys, false);
         let Value::Text(json) = &s.binds[0] else {
             panic!("not one JSON text: {:?}", s.binds);
         };
@@ -523,7 +528,7 @@ mod tests {
         assert_eq!(back[2], serde_json::json!("o'brien \"x\" \u{1F600}"));
         // Other key types are bound one by one, as before.
         let mut s = Sql::new(Dialect::Sqlite);
-        s.in_list("k", &[Value::Bool(true)]);
+        s.own_key_list("k", &[Value::Bool(true)], false);
         assert_eq!(s.text, "k IN (?1)");
     }
 
@@ -533,10 +538,12 @@ mod tests {
         let mut s = Sql::new(Dialect::MySql);
         s.in_list("id", &keys);
         assert_eq!(s.text, "id IN (?, ?)");
-        // SQLite: one JSON array, whatever the number of keys (numbered placeholders are
-        // quadratic in sqlx, and SQLite binds at most 32,766 values).
         let mut s = Sql::new(Dialect::Sqlite);
         s.in_list("id", &keys);
+        assert_eq!(s.text, "id IN (?1, ?2)");
+        // A batch's own keys: one JSON array (numbered placeholders are quadratic in sqlx).
+        let mut s = Sql::new(Dialect::Sqlite);
+        s.own_key_list("id", &keys, false);
         assert_eq!(s.text, "id IN (SELECT value FROM json_each(?1))");
         assert_eq!(s.binds, [Value::Text("[1,2]".into())]);
         let mut s = Sql::new(Dialect::Postgres);

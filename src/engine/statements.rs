@@ -75,7 +75,8 @@ pub(super) fn act_statements(
             }
         }
         let keys: Vec<Value> = chunk.iter().map(|r| r.key.value()).collect();
-        sql.push(" WHERE ").key_list(key, &keys, key_unsigned);
+        // The batch's own keys, read from `key` itself (see `Sql::own_key_list`).
+        sql.push(" WHERE ").own_key_list(key, &keys, key_unsigned);
         out.push((sql, chunk.len()));
     }
     Ok(out)

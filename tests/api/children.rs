@@ -389,3 +389,55 @@ async fn a_hold_on_a_child_row_keeps_the_record_and_all_its_children() {
     same(&seen, &want);
     run(&path, &["audit", "verify"]).assert_code(0);
 }
+
+/// SQLite compares a bound value with a column after giving it the column's affinity: an
+/// integer parent key finds the child rows whose TEXT foreign key holds '4'. A list of keys
+/// given as one JSON array (`json_each`) would not (its values have no affinity), and the
+/// children would be left behind — or cascade away unaudited. A regression test for that.
+#[tokio::test]
+async fn a_text_foreign_key_to_an_integer_key_finds_its_children_on_sqlite() {
+    let Some(db) = TestDb::new(Kind::Sqlite).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE applicants (id INTEGER PRIMARY KEY, decided_at DATE);
+         CREATE TABLE applicant_notes (id INTEGER PRIMARY KEY, applicant_id TEXT NOT NULL REFERENCES applicants (id) ON DELETE CASCADE, body TEXT);
+         INSERT INTO applicants VALUES (1, '2999-01-01'), (2, '2001-01-01'), (3, '2999-01-01'), (4, '2001-01-01');
+         INSERT INTO applicant_notes VALUES (11, '1', 'n'), (21, '2', 'n'), (22, '2', 'n'), (41, '4', 'n'), (31, '3', 'n');",
+    )
+    .await;
+    let config = ConfigBuilder::new(&db)
+        .rule(
+            RuleSpec::delete("rejected-applicants", "applicants", "decided_at")
+                .after("1 year")
+                .max_fraction(1.0)
+                .raw(
+                    "children",
+                    "[{ table = \"applicant_notes\", foreign_key = \"applicant_id\", key = \"id\" }]",
+                ),
+        )
+        .write(&db);
+    run(&config, &["run", "--once"]).assert_code(0);
+    let seen: BTreeSet<(String, String)> = entries(&config)
+        .into_iter()
+        .map(|(t, k, _)| (t, k))
+        .collect();
+    let want: BTreeSet<(String, String)> = [
+        ("applicants", "2"),
+        ("applicants", "4"),
+        ("applicant_notes", "21"),
+        ("applicant_notes", "22"),
+        ("applicant_notes", "41"),
+    ]
+    .into_iter()
+    .map(|(t, k)| (t.to_owned(), k.to_owned()))
+    .collect();
+    same(&seen, &want);
+    let left: BTreeSet<String> = db
+        .rows("applicant_notes", &["id"])
+        .await
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(left, ["11".to_owned(), "31".to_owned()].into_iter().collect());
+}
