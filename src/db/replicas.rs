@@ -55,9 +55,12 @@ fn seconds(text: Option<&str>) -> Option<Duration> {
 ///   the standby's next reply).
 ///
 /// Sessions in state `backup` (a `pg_basebackup` running) are not standbys and are left
-/// out; logical replication (a subscriber, change data capture) is listed there too and
-/// counts like a standby: falling behind is falling behind. A standby that is disconnected is not in `pg_stat_replication` at all; list it in
-/// `replicas` to have it asked directly.
+/// out, and so are logical walsenders (a subscriber, change data capture: connected to a
+/// database, `datid` set): they may acknowledge only the changes they care about, or
+/// belong to another database of the cluster, and would hold every purge back for good.
+/// A standby that disconnects leaves `pg_stat_replication`; one seen earlier in a wait
+/// then counts as unknown (`engine::replicas`), and a standby listed in `replicas` is
+/// asked directly.
 pub async fn standbys_of(primary: &Db) -> Result<Vec<Reading>, DbError> {
     if primary.dialect != Dialect::Postgres {
         return Ok(Vec::new());
@@ -69,7 +72,8 @@ pub async fn standbys_of(primary: &Db) -> Result<Vec<Reading>, DbError> {
          (replay_lsn IS NULL)::text, \
          (replay_lsn >= pg_current_wal_lsn())::text, \
          extract(epoch FROM replay_lag)::text \
-         FROM pg_stat_replication WHERE state IS DISTINCT FROM 'backup' ORDER BY pid",
+         FROM pg_stat_replication WHERE state IS DISTINCT FROM 'backup' \
+         AND pid IN (SELECT pid FROM pg_stat_activity WHERE datid IS NULL) ORDER BY pid",
     );
     let rows = primary.fetch_texts(&sql).await?;
     Ok(rows

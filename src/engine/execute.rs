@@ -295,7 +295,13 @@ async fn wait_for_replicas(
     unconfirmed: &mut Option<Intent>,
 ) -> bool {
     let since = Instant::now();
-    let lagging = w.lagging(ctx.db).await;
+    let lagging = tokio::select! {
+        read = w.lagging(ctx.db) => read,
+        () = ctx.stop.cancelled() => {
+            outcome.status = RuleStatus::Stopped;
+            return false;
+        }
+    };
     if lagging.is_empty() {
         return true;
     }

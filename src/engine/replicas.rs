@@ -52,6 +52,10 @@ pub enum WaitEnd {
 pub struct Watch<'a> {
     replicas: Replicas<'a>,
     connections: Vec<Option<Db>>,
+    /// The primary's standbys seen connected during this watch (by name and address, not
+    /// pid, which changes when one reconnects): one that disappears from
+    /// `pg_stat_replication` is not caught up, it is gone, and counts as unknown.
+    seen: Vec<String>,
 }
 
 impl<'a> Watch<'a> {
@@ -60,6 +64,7 @@ impl<'a> Watch<'a> {
         Watch {
             connections: replicas.policy.replicas.iter().map(|_| None).collect(),
             replicas,
+            seen: Vec::new(),
         }
     }
 
@@ -139,13 +144,26 @@ impl<'a> Watch<'a> {
         let policy = self.replicas.policy;
         let mut readings = match standbys_of(primary).await {
             Ok(r) => r,
-            // The batch itself meets the primary's trouble and reports it (retried as any
-            // batch is); a wait here would only delay that by max_replica_wait.
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read pg_stat_replication; the next batch tells whether the primary answers");
-                Vec::new()
-            }
+            // A lag that cannot be told counts as too much (max_replica_wait bounds it).
+            Err(e) => vec![Reading {
+                replica: "the primary's standbys".to_owned(),
+                behind: Behind::Unknown(format!("pg_stat_replication could not be read: {e}")),
+            }],
         };
+        let connected: Vec<String> = readings.iter().map(|r| standby_key(&r.replica)).collect();
+        for gone in self.seen.iter().filter(|s| !connected.contains(s)) {
+            readings.push(Reading {
+                replica: gone.clone(),
+                behind: Behind::Unknown(
+                    "it was connected to the primary earlier in this wait and is no longer (pg_stat_replication)".to_owned(),
+                ),
+            });
+        }
+        for key in connected {
+            if !self.seen.contains(&key) && !key.starts_with("the primary's") {
+                self.seen.push(key);
+            }
+        }
         for (url, slot) in policy.replicas.iter().zip(self.connections.iter_mut()) {
             let name = mask_url(url);
             if slot.is_none() {
@@ -175,12 +193,16 @@ impl<'a> Watch<'a> {
                     readings.push(r);
                     continue;
                 }
+                // Kept: its pool reconnects by itself after a broken connection, and an
+                // error that stays (a missing grant) must not cost a new login every poll.
                 Ok(Err(e)) => format!("could not be asked: {e}"),
-                Err(_) => format!("did not answer within {}", seconds(MAX_ANSWER)),
+                Err(_) => {
+                    // A connection that hung is dropped (closing it could hang as well)
+                    // and made again at the next poll.
+                    drop(slot.take());
+                    format!("did not answer within {}", seconds(MAX_ANSWER))
+                }
             };
-            // A connection that failed or hung is dropped (closing it could hang as well)
-            // and made again at the next poll.
-            drop(slot.take());
             readings.push(Reading {
                 replica: name,
                 behind: Behind::Unknown(why),
@@ -194,6 +216,15 @@ impl<'a> Watch<'a> {
         for db in self.connections.into_iter().flatten() {
             db.close().await;
         }
+    }
+}
+
+/// A standby's name without its pid (`walreceiver at 10.0.0.2`), which stays the same
+/// when it reconnects.
+fn standby_key(name: &str) -> String {
+    match name.rfind(" (pid ") {
+        Some(i) => name[..i].to_owned(),
+        None => name.to_owned(),
     }
 }
 
@@ -225,6 +256,15 @@ fn seconds(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standby_keeps_its_key_when_it_reconnects_under_another_pid() {
+        assert_eq!(
+            standby_key("walreceiver at 10.0.0.2 (pid 4242)"),
+            standby_key("walreceiver at 10.0.0.2 (pid 77)")
+        );
+        assert_eq!(standby_key("dr-site"), "dr-site");
+    }
 
     #[test]
     fn a_description_names_each_replica_and_why_it_holds_the_purge_back() {
