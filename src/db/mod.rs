@@ -161,19 +161,26 @@ pub fn target_of(spec: &DatabaseSpec) -> String {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    // PostgreSQL may name its host (a socket directory too) and database as options.
-    let host = param("host")
-        .filter(|_| u.host_str().is_none_or(str::is_empty))
+    // PostgreSQL may name its host (a socket directory too) and database as options, and
+    // sqlx lets them override the URL's: they win here too.
+    let host = param("hostaddr")
+        .or_else(|| param("host"))
         .or_else(|| u.host_str().map(str::to_owned))
+        .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
         .to_lowercase();
+    // One machine under its loopback names is one server.
+    let host = match host.trim_matches(['[', ']']) {
+        "localhost" | "127.0.0.1" | "::1" => "loopback".to_owned(),
+        _ => host,
+    };
     let port = param("port")
         .and_then(|p| p.parse().ok())
         .or(u.port())
         .unwrap_or(default_port);
-    let name = Some(u.path().trim_start_matches('/').to_owned())
+    let name = param("dbname")
         .filter(|n| !n.is_empty())
-        .or_else(|| param("dbname"))
+        .or_else(|| Some(u.path().trim_start_matches('/').to_owned()).filter(|n| !n.is_empty()))
         .unwrap_or_else(|| u.username().to_owned());
     format!("{scheme}://{host}:{port}/{name}")
 }
@@ -969,6 +976,19 @@ mod tests {
         assert_ne!(
             pg("postgres://a@db.example/hr"),
             pg("postgres://a@db.example:5433/hr")
+        );
+        // Options override the URL, as they do in sqlx; loopback names are one machine.
+        assert_eq!(
+            pg("postgres://u@a.example/hr?host=db.example"),
+            pg("postgres://u@db.example/hr")
+        );
+        assert_eq!(
+            pg("postgres://u@db.example/other?dbname=hr"),
+            pg("postgres://u@db.example/hr")
+        );
+        assert_eq!(
+            pg("postgres://u@localhost/hr"),
+            pg("postgres://u@127.0.0.1:5432/hr")
         );
         let my = |url| target(Dialect::MySql, url);
         assert_eq!(my("mysql://a@db:3306/crm"), my("mysql://b:pw@db/crm"));

@@ -126,7 +126,7 @@ async fn postgres_standby(db: &Db) -> Result<Behind, DbError> {
     let mut sql = Sql::new(db.dialect);
     sql.push(
         "SELECT pg_is_in_recovery()::text, \
-         (SELECT status FROM pg_stat_wal_receiver LIMIT 1), \
+         (SELECT coalesce(status, CASE WHEN pid IS NOT NULL THEN 'hidden' END) FROM pg_stat_wal_receiver LIMIT 1), \
          (pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn())::text, \
          extract(epoch FROM now() - pg_last_xact_replay_timestamp())::text",
     );
@@ -135,6 +135,10 @@ async fn postgres_standby(db: &Db) -> Result<Behind, DbError> {
     let col = |i: usize| row.get(i).cloned().flatten();
     Ok(if col(0).as_deref() != Some("true") {
         Behind::Unknown("it is not a standby (pg_is_in_recovery() is false)".to_owned())
+    } else if col(1).as_deref() == Some("hidden") {
+        Behind::Unknown(
+            "its WAL receiver's state is hidden from this role: GRANT pg_monitor to it on the standby".to_owned(),
+        )
     } else if col(1).as_deref() != Some("streaming") {
         Behind::Unknown(format!(
             "it is not streaming from its primary (WAL receiver: {})",
