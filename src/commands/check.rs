@@ -1,6 +1,7 @@
 //! `retentiond check`: the config, the connections, every table and column a rule or a
 //! `[[subject]]` names, foreign keys nobody handles, tables no subject covers, rules that
-//! lack what the processing register needs, and what each rule would do now. Changes
+//! lack what the processing register needs, and what each rule would do now (counted on
+//! a database's `read_url` when it has one; the catalog is read on the primary). Changes
 //! nothing.
 
 use super::plan::write_plan;
@@ -8,7 +9,7 @@ use super::{load, CommandError, Out, Status};
 use crate::config::{Action, Config, ConfigError};
 use crate::db::replicas::Behind;
 use crate::db::{schema, Db};
-use crate::engine::plan::plan as plan_rules;
+use crate::engine::plan::{plan_on, CountOn};
 use crate::engine::prepare::{prepare, Prepared};
 use crate::engine::replicas::{Replicas, Watch};
 use crate::engine::subjects::{check_subjects, uncovered};
@@ -31,7 +32,9 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
             return Err(e.into());
         }
     };
-    let planned = plan_rules(&prepared, Utc::now(), config.daemon.timezone).await;
+    let on = CountOn::read_urls(&config, &prepared).await;
+    let planned = plan_on(&prepared, &on, Utc::now(), config.daemon.timezone).await;
+    on.close().await;
     for warning in reference_warnings(&config, &prepared).await {
         writeln!(out, "warning: {warning}")?;
     }
@@ -42,6 +45,9 @@ pub async fn check(path: &Path, out: Out<'_>) -> Result<Status, CommandError> {
         writeln!(out, "warning: {warning}")?;
     }
     for note in prepared.notes.iter().chain(&others.notes) {
+        writeln!(out, "note: {note}")?;
+    }
+    for note in on.describe() {
         writeln!(out, "note: {note}")?;
     }
     for line in replica_lines(&config, &prepared).await {

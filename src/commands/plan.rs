@@ -1,8 +1,9 @@
 //! `retentiond plan [--at TIME]`: the forecast at a moment, per rule. Changes nothing.
+//! Counts on a database's `read_url` when it has one (see [`CountOn`]).
 
 use super::{load, CommandError, Out, Status};
 use crate::config::{Mode, Moment};
-use crate::engine::plan::{plan as plan_rules, PlannedRule};
+use crate::engine::plan::{plan_on, CountOn, PlannedRule};
 use crate::engine::prepare::prepare;
 use chrono::Utc;
 use std::path::Path;
@@ -34,7 +35,9 @@ pub async fn plan(
     };
     super::rules::refuse_locked_changes(&config).await?;
     let prepared = prepare(&config, &[]).await?;
-    let planned = plan_rules(&prepared, at, config.daemon.timezone).await;
+    let on = CountOn::read_urls(&config, &prepared).await;
+    let planned = plan_on(&prepared, &on, at, config.daemon.timezone).await;
+    on.close().await;
     prepared.close().await;
     let failed = planned.iter().any(|p| p.error.is_some());
     let in_doubt = super::batches_in_doubt(&config).await;
@@ -53,6 +56,9 @@ pub async fn plan(
                 config.daemon.timezone
             )?;
             write_plan(&planned, out)?;
+            for line in on.describe() {
+                writeln!(out, "  {line}")?;
+            }
             if in_doubt > 0 {
                 writeln!(out, "{}", super::in_doubt_note(in_doubt))?;
             }

@@ -178,10 +178,18 @@ impl Validator<'_> {
         let daemon = self.daemon(raw.daemon);
         let mut databases = BTreeMap::new();
         let mut replicas = BTreeMap::new();
+        let mut read_urls = BTreeMap::new();
         for (name, db) in raw.databases {
-            if let Some((spec, policy)) = self.database(&name, db) {
+            if let Some((spec, policy, read_url)) = self.database(&name, db) {
                 if let Some(policy) = policy {
                     replicas.insert(name.get_ref().clone(), policy);
+                }
+                if let Some(url) = read_url {
+                    let read = DatabaseSpec {
+                        url,
+                        ..spec.clone()
+                    };
+                    read_urls.insert(name.get_ref().clone(), read);
                 }
                 databases.insert(name.into_inner(), spec);
             }
@@ -230,6 +238,7 @@ impl Validator<'_> {
                 subjects,
                 report,
                 replicas,
+                read_urls,
             }),
             _ => Err(ConfigError {
                 problems: self.problems,
@@ -340,7 +349,7 @@ impl Validator<'_> {
         &mut self,
         name: &Spanned<String>,
         raw: Spanned<RawDatabase>,
-    ) -> Option<(DatabaseSpec, Option<ReplicaPolicy>)> {
+    ) -> Option<(DatabaseSpec, Option<ReplicaPolicy>, Option<String>)> {
         let line = self.lines.line_of(raw.span().start);
         let raw = raw.into_inner();
         let n = name.get_ref();
@@ -418,6 +427,12 @@ impl Validator<'_> {
             Some(d) => self.replica_policy(n, d, replica_keys),
             None => Some(None),
         };
+        // A bad read_url is reported, but the database stays defined: its rules would
+        // otherwise each add an "unknown database" that hides the one real mistake.
+        let read_url = match (dialect, &raw.read_url) {
+            (Some(d), Some(at)) => self.read_url(n, d, at),
+            (None, _) | (_, None) => None,
+        };
         let spec = DatabaseSpec {
             name: n.clone(),
             dialect: dialect?,
@@ -430,7 +445,25 @@ impl Validator<'_> {
             timeouts,
             line,
         };
-        Some((spec, policy?))
+        Some((spec, policy?, read_url))
+    }
+
+    /// `read_url` of database `n`: the URL (`mariadb://` read as `mysql://`), or `None`
+    /// after a problem (reported at its line). A replica of the database's own kind only:
+    /// SQLite has none, and a URL of another kind could not run the same counting SQL.
+    fn read_url(&mut self, n: &str, dialect: Dialect, at: &Spanned<String>) -> Option<String> {
+        let key = format!("databases.{n}.read_url");
+        if dialect == Dialect::Sqlite {
+            self.err(at, key, "SQLite has no replicas to count on: remove read_url from this database (plan and check count on the file itself)");
+            return None;
+        }
+        match replica_url(at.get_ref(), dialect) {
+            Ok(url) => Some(url),
+            Err(m) => {
+                self.err(at, key, m);
+                None
+            }
+        }
     }
 
     /// `max_replica_lag`, `max_replica_wait` and `replicas` of database `n`: `Some(None)`

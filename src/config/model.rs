@@ -34,6 +34,11 @@ pub struct Config {
     /// one, by database name: kept beside [`DatabaseSpec`] rather than in it, so that code
     /// which builds a `DatabaseSpec` by hand (tests, the benchmark) stays as it is.
     pub replicas: BTreeMap<String, ReplicaPolicy>,
+    /// `read_url` of each database that has one, by database name, as the spec to connect
+    /// with: the replica's URL with the database's name, secret, timeouts and line. Only
+    /// `plan` and `check` count there, so that a forecast never loads the primary; kept
+    /// beside [`DatabaseSpec`] for the same reason as `replicas`.
+    pub read_urls: BTreeMap<String, DatabaseSpec>,
 }
 
 impl Config {
@@ -41,6 +46,12 @@ impl Config {
     /// waits while a replica lags more than the policy allows.
     pub fn replica_policy(&self, database: &str) -> Option<&ReplicaPolicy> {
         self.replicas.get(database)
+    }
+
+    /// Where `plan` and `check` count the records of `database`'s rules instead of on the
+    /// primary, if it has a `read_url`. Never used by anything that decides what to act on.
+    pub fn read_spec(&self, database: &str) -> Option<&DatabaseSpec> {
+        self.read_urls.get(database)
     }
 }
 

@@ -84,6 +84,42 @@ fn the_product_example_loads_into_typed_rules() {
 }
 
 #[test]
+fn a_read_url_is_kept_with_the_databases_secret_and_timeouts_and_masked() {
+    let src = GOOD.replace(
+        "password_file = \"/run/credentials/crm\"\n",
+        "password_file = \"/run/credentials/crm\"\nread_url = \"mariadb://retentiond:s3cret@replica/crm\"\n",
+    );
+    let c = load(&src).unwrap();
+    let read = c.read_spec("crm").expect("crm has a read_url");
+    assert_eq!(read.url, "mysql://retentiond:s3cret@replica/crm");
+    assert_eq!(read.secret, c.databases["crm"].secret);
+    assert_eq!(read.timeouts, c.databases["crm"].timeouts);
+    assert_eq!(read.name, "crm");
+    assert!(c.read_spec("hr").is_none());
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn a_read_url_of_another_kind_or_on_sqlite_is_refused_at_its_line() {
+    let other = GOOD.replace(
+        "password_file = \"/run/credentials/crm\"\n",
+        "password_file = \"/run/credentials/crm\"\nread_url = \"postgres://u:s3cret@replica/crm\"\n",
+    );
+    let p = only_problem(&other);
+    assert_eq!(p.line, line_of(&other, "read_url"), "{p}");
+    assert_eq!(p.key, "databases.crm.read_url");
+    assert!(p.message.contains("MariaDB/MySQL"), "{p}");
+    assert!(!p.message.contains("s3cret"), "{p}");
+    let sqlite = GOOD.replace(
+        "url = \"mysql://retentiond@localhost/crm\"\n",
+        "url = \"sqlite:///srv/crm.db\"\nread_url = \"sqlite:///srv/copy.db\"\n",
+    );
+    let p = only_problem(&sqlite);
+    assert_eq!(p.line, line_of(&sqlite, "read_url"), "{p}");
+    assert!(p.message.contains("SQLite"), "{p}");
+}
+
+#[test]
 fn an_unknown_key_is_named_with_its_line() {
     let src = format!("{GOOD}bogus_key = 1\n");
     let p = only_problem(&src);

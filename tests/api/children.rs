@@ -439,5 +439,8 @@ async fn a_text_foreign_key_to_an_integer_key_finds_its_children_on_sqlite() {
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
-    assert_eq!(left, ["11".to_owned(), "31".to_owned()].into_iter().collect());
+    assert_eq!(
+        left,
+        ["11".to_owned(), "31".to_owned()].into_iter().collect()
+    );
 }

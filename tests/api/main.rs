@@ -21,6 +21,7 @@ mod interrupt;
 mod metrics;
 mod pace;
 mod packaging;
+mod read_url;
 mod register;
 mod replicas;
 mod report;
