@@ -855,11 +855,7 @@ impl Validator<'_> {
         let batch_pause_factor = match &r.batch_pause_factor {
             None => Some(0.0),
             Some(f) => {
-                let v = match f.get_ref() {
-                    toml::Value::Float(x) => Some(*x),
-                    toml::Value::Integer(i) => Some(*i as f64),
-                    _ => None,
-                };
+                let v = number(f.get_ref());
                 match v {
                     Some(x) if (0.0..=MAX_BATCH_PAUSE_FACTOR).contains(&x) => Some(x),
                     _ => {
@@ -902,11 +898,7 @@ impl Validator<'_> {
         let max_fraction = match &r.max_fraction {
             None => Some(DEFAULT_MAX_FRACTION),
             Some(f) => {
-                let v = match f.get_ref() {
-                    toml::Value::Float(x) => Some(*x),
-                    toml::Value::Integer(i) => Some(*i as f64),
-                    _ => None,
-                };
+                let v = number(f.get_ref());
                 match v {
                     Some(x) if x > 0.0 && x <= 1.0 => Some(x),
                     _ => {
@@ -1619,6 +1611,16 @@ fn is_plain_name(s: &str) -> bool {
         && s.len() <= 100
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A TOML number as written, `1` or `0.5` alike (`max_fraction`, `batch_pause_factor`);
+/// `None` for anything else, which the caller reports at the key's line.
+fn number(v: &toml::Value) -> Option<f64> {
+    match v {
+        toml::Value::Float(x) => Some(*x),
+        toml::Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
