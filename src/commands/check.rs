@@ -92,7 +92,12 @@ async fn replica_lines(config: &Config, prepared: &Prepared<'_>) -> Vec<String> 
         else {
             continue;
         };
-        let mut watch = Watch::new(Replicas { policy, spec });
+        let seen = crate::engine::replicas::SeenStandbys::default();
+        let mut watch = Watch::new(Replicas {
+            policy,
+            spec,
+            seen: &seen,
+        });
         let readings = watch.readings(db).await;
         watch.close().await;
         if readings.is_empty() {

@@ -143,45 +143,53 @@ fn sqlite_path(url: &str) -> &str {
 /// side (`[daemon] parallel`). Holds no credentials, but is for comparing, not for
 /// showing.
 pub fn target_of(spec: &DatabaseSpec) -> String {
-    let (scheme, default_port) = match spec.dialect {
+    // Read with sqlx's own parser, which is what connects: options override the URL in
+    // the order given, MySQL ignores PostgreSQL's, and PG* environment defaults apply.
+    let (scheme, host, port, socket, database, user) = match spec.dialect {
         Dialect::Sqlite => {
             let path = sqlite_path(&spec.url);
             let canonical = std::fs::canonicalize(path)
                 .map_or_else(|_| path.to_owned(), |p| p.display().to_string());
             return format!("sqlite:{canonical}");
         }
-        Dialect::Postgres => ("postgres", 5432),
-        Dialect::MySql => ("mysql", 3306),
+        Dialect::Postgres => match PgConnectOptions::from_str(&spec.url) {
+            Ok(o) => (
+                "postgres",
+                o.get_host().to_owned(),
+                o.get_port(),
+                o.get_socket().is_some(),
+                o.get_database().map(str::to_owned),
+                o.get_username().to_owned(),
+            ),
+            Err(_) => return spec.url.clone(),
+        },
+        Dialect::MySql => match MySqlConnectOptions::from_str(&spec.url) {
+            Ok(o) => (
+                "mysql",
+                o.get_host().to_owned(),
+                o.get_port(),
+                o.get_socket().is_some(),
+                o.get_database().map(str::to_owned),
+                o.get_username().to_owned(),
+            ),
+            Err(_) => return spec.url.clone(),
+        },
     };
-    let Ok(u) = url::Url::parse(&spec.url) else {
-        return spec.url.clone();
-    };
-    let param = |name: &str| {
-        u.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    // PostgreSQL may name its host (a socket directory too) and database as options, and
-    // sqlx lets them override the URL's: they win here too.
-    let host = param("hostaddr")
-        .or_else(|| param("host"))
-        .or_else(|| u.host_str().map(str::to_owned))
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-        .to_lowercase();
-    // One machine under its loopback names is one server.
+    // One machine under its loopback names, or through its local socket, is one server:
+    // merging two names of one server is harmless (their rules run one after the other),
+    // splitting one is not.
+    let host = host.to_lowercase();
     let host = match host.trim_matches(['[', ']']) {
+        _ if socket => "loopback".to_owned(),
         "localhost" | "127.0.0.1" | "::1" => "loopback".to_owned(),
         _ => host,
     };
-    let port = param("port")
-        .and_then(|p| p.parse().ok())
-        .or(u.port())
-        .unwrap_or(default_port);
-    let name = param("dbname")
-        .filter(|n| !n.is_empty())
-        .or_else(|| Some(u.path().trim_start_matches('/').to_owned()).filter(|n| !n.is_empty()))
-        .unwrap_or_else(|| u.username().to_owned());
+    // PostgreSQL's database defaults to the user's name.
+    let name = match (spec.dialect, database) {
+        (_, Some(d)) if !d.is_empty() => d,
+        (Dialect::Postgres, _) => user,
+        _ => String::new(),
+    };
     format!("{scheme}://{host}:{port}/{name}")
 }
 
@@ -990,8 +998,23 @@ mod tests {
             pg("postgres://u@localhost/hr"),
             pg("postgres://u@127.0.0.1:5432/hr")
         );
+        // The last of repeated options wins, as in sqlx; a socket is the local server.
+        assert_eq!(
+            pg("postgres://u@x.example/hr?host=a.example&host=db.example"),
+            pg("postgres://u@db.example/hr")
+        );
+        assert_eq!(
+            pg("postgres:///hr?host=/var/run/postgresql"),
+            pg("postgres://u@localhost/hr")
+        );
+        assert_eq!(
+            pg("postgres://hr@db.example"),
+            pg("postgres://hr@db.example/hr")
+        );
         let my = |url| target(Dialect::MySql, url);
         assert_eq!(my("mysql://a@db:3306/crm"), my("mysql://b:pw@db/crm"));
+        // MySQL's URL has no host or dbname options: sqlx connects to db1 for both.
+        assert_eq!(my("mysql://u@db1/crm?host=db2"), my("mysql://u@db1/crm"));
         assert_ne!(my("mysql://a@db/crm"), pg("postgres://a@db:3306/crm"));
         let dir = std::env::temp_dir();
         let file = dir.join(format!("retentiond-target-{}.db", std::process::id()));

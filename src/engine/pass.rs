@@ -178,6 +178,7 @@ pub async fn run_prepared(
     // Once an intent or an audit entry could not be written, no further batch may act in
     // this pass, on any rule: the rest of the pass is refused, each rule saying why.
     let audit = AuditGate::default();
+    let seen = super::replicas::SeenStandbys::default();
     let shared = Shared {
         config,
         state,
@@ -190,6 +191,7 @@ pub async fn run_prepared(
         batch_counter: &batch_counter,
         audit: &audit,
         progress: &progress,
+        seen: &seen,
     };
     // Rules on different databases run side by side, at most `parallel` databases at once;
     // the rules of one database run one after the other, in config order. "One database"
@@ -293,6 +295,8 @@ struct Shared<'a> {
     batch_counter: &'a AtomicU64,
     audit: &'a AuditGate,
     progress: &'a Together<'a>,
+    /// The standbys each database's rules have seen connected in this pass.
+    seen: &'a super::replicas::SeenStandbys,
 }
 
 impl Shared<'_> {
@@ -334,7 +338,11 @@ impl Shared<'_> {
                         .config
                         .replica_policy(&rule.database)
                         .zip(self.config.databases.get(&rule.database))
-                        .map(|(policy, spec)| super::replicas::Replicas { policy, spec }),
+                        .map(|(policy, spec)| super::replicas::Replicas {
+                            policy,
+                            spec,
+                            seen: self.seen,
+                        }),
                 };
                 // Every line a rule logs carries its rule and database (journald: RULE=,
                 // DATABASE=), besides the pass's RUN_ID=.

@@ -7,6 +7,7 @@ use super::wait::{sleep_or_stop, Waited};
 use crate::config::{mask_url, DatabaseSpec, ReplicaPolicy};
 use crate::db::replicas::{lag_of_replica, standbys_of, Behind, Reading};
 use crate::db::Db;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +34,43 @@ pub struct Replicas<'a> {
     pub policy: &'a ReplicaPolicy,
     /// The primary's `[databases.NAME]`.
     pub spec: &'a DatabaseSpec,
+    /// The standbys seen so far in this pass, shared by the rules of the pass.
+    pub seen: &'a SeenStandbys,
+}
+
+/// The primary's standbys seen connected so far in a pass, per database and per standby
+/// (by name and address, not pid, which changes when one reconnects), with the most seen
+/// at once under one name: a standby that disconnects leaves `pg_stat_replication`, and
+/// is then not caught up but gone — it counts as unknown for the rest of the pass, for
+/// every rule on that database, also when another standby shares its name and address.
+#[derive(Debug, Default)]
+pub struct SeenStandbys(std::sync::Mutex<BTreeMap<String, BTreeMap<String, usize>>>);
+
+impl SeenStandbys {
+    /// Records the standbys connected now to `target` and returns, per name, how many
+    /// seen before are missing now.
+    fn missing(&self, target: &str, connected: &[String]) -> Vec<(String, usize)> {
+        let mut now: BTreeMap<&str, usize> = BTreeMap::new();
+        for key in connected {
+            *now.entry(key.as_str()).or_default() += 1;
+        }
+        let Ok(mut all) = self.0.lock() else {
+            return Vec::new();
+        };
+        let seen = all.entry(target.to_owned()).or_default();
+        let mut missing = Vec::new();
+        for (key, most) in seen.iter_mut() {
+            let here = now.get(key.as_str()).copied().unwrap_or(0);
+            if here < *most {
+                missing.push((key.clone(), *most - here));
+            }
+        }
+        for (key, n) in now {
+            let most = seen.entry(key.to_owned()).or_default();
+            *most = (*most).max(n);
+        }
+        missing
+    }
 }
 
 /// How a wait for the replicas ended.
@@ -52,10 +90,6 @@ pub enum WaitEnd {
 pub struct Watch<'a> {
     replicas: Replicas<'a>,
     connections: Vec<Option<Db>>,
-    /// The primary's standbys seen connected during this watch (by name and address, not
-    /// pid, which changes when one reconnects): one that disappears from
-    /// `pg_stat_replication` is not caught up, it is gone, and counts as unknown.
-    seen: Vec<String>,
 }
 
 impl<'a> Watch<'a> {
@@ -64,7 +98,6 @@ impl<'a> Watch<'a> {
         Watch {
             connections: replicas.policy.replicas.iter().map(|_| None).collect(),
             replicas,
-            seen: Vec::new(),
         }
     }
 
@@ -150,19 +183,19 @@ impl<'a> Watch<'a> {
                 behind: Behind::Unknown(format!("pg_stat_replication could not be read: {e}")),
             }],
         };
-        let connected: Vec<String> = readings.iter().map(|r| standby_key(&r.replica)).collect();
-        for gone in self.seen.iter().filter(|s| !connected.contains(s)) {
+        let connected: Vec<String> = readings
+            .iter()
+            .filter(|r| !matches!(&r.behind, Behind::Unknown(why) if why.starts_with("pg_stat_replication could not be read")))
+            .map(|r| standby_key(&r.replica))
+            .collect();
+        let target = crate::db::target_of(self.replicas.spec);
+        for (gone, n) in self.replicas.seen.missing(&target, &connected) {
             readings.push(Reading {
-                replica: gone.clone(),
+                replica: if n > 1 { format!("{gone} (×{n})") } else { gone },
                 behind: Behind::Unknown(
-                    "it was connected to the primary earlier in this wait and is no longer (pg_stat_replication)".to_owned(),
+                    "it was connected to the primary earlier in this pass and is no longer (pg_stat_replication)".to_owned(),
                 ),
             });
-        }
-        for key in connected {
-            if !self.seen.contains(&key) && !key.starts_with("the primary's") {
-                self.seen.push(key);
-            }
         }
         for (url, slot) in policy.replicas.iter().zip(self.connections.iter_mut()) {
             let name = mask_url(url);
@@ -264,6 +297,26 @@ mod tests {
             standby_key("walreceiver at 10.0.0.2 (pid 77)")
         );
         assert_eq!(standby_key("dr-site"), "dr-site");
+    }
+
+    #[test]
+    fn a_standby_that_leaves_is_missing_for_the_rest_of_the_pass_also_beside_a_namesake() {
+        let seen = SeenStandbys::default();
+        let two = [
+            "walreceiver at 10.0.0.2".to_owned(),
+            "walreceiver at 10.0.0.2".to_owned(),
+        ];
+        assert!(seen.missing("pg://db/hr", &two).is_empty());
+        // One of the two leaves: its namesake still connected does not hide it.
+        assert_eq!(
+            seen.missing("pg://db/hr", &two[..1]),
+            vec![("walreceiver at 10.0.0.2".to_owned(), 1)]
+        );
+        // A later rule of the pass still sees it missing; another database does not.
+        assert_eq!(seen.missing("pg://db/hr", &[]).len(), 1);
+        assert!(seen.missing("pg://other/crm", &[]).is_empty());
+        // Back: nothing missing.
+        assert!(seen.missing("pg://db/hr", &two).is_empty());
     }
 
     #[test]
