@@ -422,6 +422,7 @@ impl Validator<'_> {
             max_lag: raw.max_replica_lag,
             max_wait: raw.max_replica_wait,
             replicas: raw.replicas,
+            ignore_walsenders: raw.ignore_walsenders,
         };
         let policy = match dialect {
             Some(d) => self.replica_policy(n, d, replica_keys),
@@ -489,6 +490,8 @@ impl Validator<'_> {
                 self.err(at, key("replicas"), sqlite);
             } else if let Some(at) = &raw.max_wait {
                 self.err(at, key("max_replica_wait"), sqlite);
+            } else if let Some(at) = &raw.ignore_walsenders {
+                self.err(at, key("ignore_walsenders"), sqlite);
             } else {
                 return Some(None);
             }
@@ -501,6 +504,10 @@ impl Validator<'_> {
             }
             if let Some(w) = &raw.max_wait {
                 self.err(w, key("max_replica_wait"), "max_replica_wait bounds the wait for lagging replicas: it needs max_replica_lag too");
+                return None;
+            }
+            if let Some(w) = &raw.ignore_walsenders {
+                self.err(w, key("ignore_walsenders"), "ignore_walsenders tells which walsenders are not standbys when replicas are watched: it needs max_replica_lag too");
                 return None;
             }
             return Some(None);
@@ -533,6 +540,23 @@ impl Validator<'_> {
                 }
             }
         }
+        let mut ignore = Vec::new();
+        if let Some(list) = &raw.ignore_walsenders {
+            if dialect != Dialect::Postgres {
+                self.err(list, key("ignore_walsenders"), "walsenders are PostgreSQL's: a MariaDB/MySQL primary's replicas are the ones listed in replicas");
+                ok = false;
+            }
+            for name in list.get_ref() {
+                let n = name.get_ref();
+                // PostgreSQL keeps the first 63 bytes of an application_name.
+                if n.trim().is_empty() || n.len() > 63 || n.chars().any(char::is_control) {
+                    self.err(name, key("ignore_walsenders"), "each entry is a walsender's application_name as pg_stat_replication shows it: 1 to 63 bytes, no control characters");
+                    ok = false;
+                } else {
+                    ignore.push(n.clone());
+                }
+            }
+        }
         if !ok {
             return None;
         }
@@ -548,6 +572,7 @@ impl Validator<'_> {
             max_lag: max_lag?,
             max_wait: max_wait?,
             replicas: urls,
+            ignore_walsenders: ignore,
         }))
     }
 
@@ -1575,6 +1600,7 @@ struct ReplicaKeys {
     max_lag: Option<Spanned<String>>,
     max_wait: Option<Spanned<String>>,
     replicas: Option<Spanned<Vec<Spanned<String>>>>,
+    ignore_walsenders: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A replica URL of a database of `dialect`: of the same kind (`mariadb://` read as

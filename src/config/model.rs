@@ -71,6 +71,10 @@ pub struct ReplicaPolicy {
     /// and so missing from `pg_stat_replication`). They may hold a password: print
     /// [`mask_url`] of them.
     pub replicas: Vec<String>,
+    /// `ignore_walsenders` (PostgreSQL): the `application_name`s of walsenders on the
+    /// primary that are not standbys — a WAL archiver (`pg_receivewal`, Barman) reports
+    /// no replay position and would hold every purge back as "cannot tell".
+    pub ignore_walsenders: Vec<String>,
 }
 
 /// How long one wait for lagging replicas may last by default: long enough for a replica

@@ -131,6 +131,7 @@ pub struct RawDatabase {
     pub max_replica_lag: Option<Spanned<String>>,
     pub max_replica_wait: Option<Spanned<String>>,
     pub replicas: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ignore_walsenders: Option<Spanned<Vec<Spanned<String>>>>,
     pub read_url: Option<Spanned<String>>,
 }
 

@@ -3,7 +3,7 @@
 //! or MySQL replica) by asking it directly. What "behind" means per engine, and why, is
 //! written on [`standbys_of`] and [`lag_of_replica`].
 
-use super::{Db, DbError, Dialect, Sql};
+use super::{Db, DbError, Dialect, Sql, Value};
 use std::time::Duration;
 
 /// How far one replica is behind its primary, as far as can be told.
@@ -61,7 +61,7 @@ fn seconds(text: Option<&str>) -> Option<Duration> {
 /// A standby that disconnects leaves `pg_stat_replication`; one seen earlier in a wait
 /// then counts as unknown (`engine::replicas`), and a standby listed in `replicas` is
 /// asked directly.
-pub async fn standbys_of(primary: &Db) -> Result<Vec<Reading>, DbError> {
+pub async fn standbys_of(primary: &Db, ignore: &[String]) -> Result<Vec<Reading>, DbError> {
     if primary.dialect != Dialect::Postgres {
         return Ok(Vec::new());
     }
@@ -73,8 +73,11 @@ pub async fn standbys_of(primary: &Db) -> Result<Vec<Reading>, DbError> {
          (replay_lsn >= pg_current_wal_lsn())::text, \
          extract(epoch FROM replay_lag)::text \
          FROM pg_stat_replication WHERE state IS DISTINCT FROM 'backup' \
-         AND pid IN (SELECT pid FROM pg_stat_activity WHERE datid IS NULL) ORDER BY pid",
+         AND pid IN (SELECT pid FROM pg_stat_activity WHERE datid IS NULL) \
+         AND NOT (coalesce(application_name, '') = ANY(",
     );
+    sql.bind(Value::TextArray(ignore.to_vec()))
+        .push(")) ORDER BY pid");
     let rows = primary.fetch_texts(&sql).await?;
     Ok(rows
         .into_iter()

@@ -175,7 +175,7 @@ impl<'a> Watch<'a> {
     /// of `replicas`, for `check` to show and for [`Watch::lagging`] to judge.
     pub async fn readings(&mut self, primary: &Db) -> Vec<Reading> {
         let policy = self.replicas.policy;
-        let mut readings = match standbys_of(primary).await {
+        let mut readings = match standbys_of(primary, &policy.ignore_walsenders).await {
             Ok(r) => r,
             // A lag that cannot be told counts as too much (max_replica_wait bounds it).
             Err(e) => vec![Reading {

@@ -422,7 +422,7 @@ async fn behind(url: &str, primary: bool) -> Vec<Reading> {
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     let read = if primary {
-        standbys_of(&db).await.map_err(|e| e.to_string())
+        standbys_of(&db, &[]).await.map_err(|e| e.to_string())
     } else {
         lag_of_replica(&db, url)
             .await
@@ -814,6 +814,40 @@ async fn replica_keys_that_cannot_work_are_refused_at_their_line() {
         "databases.main.max_replica_wait",
         "databases.main.max_replica_wait",
     );
+    let ignore = |e: DatabaseEntry, names: &str| {
+        let mut e = e;
+        e.extra.push(("ignore_walsenders".into(), names.into()));
+        e
+    };
+    refused(
+        &with(ignore(main(), "[\"barman\"]")),
+        &db,
+        "databases.main.ignore_walsenders",
+        "SQLite has no replicas",
+    );
+    refused(
+        &with(ignore(pg(), "[\"barman\"]")),
+        &db,
+        "databases.main.ignore_walsenders",
+        "needs max_replica_lag",
+    );
+    refused(
+        &with(ignore(
+            mysql()
+                .option("max_replica_lag", "10 s")
+                .replicas(&["mysql://u@replica-1/x"]),
+            "[\"barman\"]",
+        )),
+        &db,
+        "databases.main.ignore_walsenders",
+        "walsenders are PostgreSQL's",
+    );
+    refused(
+        &with(ignore(pg().option("max_replica_lag", "10 s"), "[\" \"]")),
+        &db,
+        "databases.main.ignore_walsenders",
+        "application_name",
+    );
     // Valid: a PostgreSQL primary reads pg_stat_replication by itself; a MariaDB one
     // needs its replicas listed.
     for (entry, replicas) in [
@@ -883,4 +917,92 @@ async fn a_wait_for_replicas_ends_at_sigterm_with_nothing_deleted() {
     );
     r.assert_code(143);
     assert_eq!(db.count("SELECT COUNT(*) FROM events").await, 20);
+}
+
+/// A WAL archiver streaming from the primary (`pg_receivewal`, as Barman runs it) is a
+/// walsender without a replay position: read as a standby, it would hold every purge back
+/// as "cannot tell". Named in `ignore_walsenders`, it is left out of the reading — and only
+/// it (the reading is what the wait before each batch judges).
+#[tokio::test]
+async fn a_wal_archiver_reads_as_cannot_tell_unless_named_in_ignore_walsenders() {
+    let primary = "postgres://postgres@127.0.0.1:5432/postgres";
+    let Ok(db) = Db::connect(&spec(primary)).await else {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but PostgreSQL is not reachable at {primary}");
+        }
+        eprintln!("SKIPPED: PostgreSQL is not reachable at {primary}");
+        return;
+    };
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path().join("bin/pg_receivewal"))
+        .filter(|p| p.exists());
+    let Some(bin) = bin else {
+        db.close().await;
+        let _: Option<()> = missing("pg_receivewal is not installed");
+        return;
+    };
+    let name = format!("rtd_test_archiver_{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut archiver = Command::new(bin)
+        .args([
+            "-d",
+            &format!("host=127.0.0.1 port=5432 user=postgres application_name={name}"),
+            "-D",
+        ])
+        .arg(dir.path())
+        .args(["--no-sync", "--no-loop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pg_receivewal");
+    // Wait until the primary lists it.
+    let named = |rs: &[Reading]| rs.iter().any(|r| r.replica.contains(&name));
+    let started = Instant::now();
+    let mut seen = standbys_of(&db, &[]).await.expect("pg_stat_replication");
+    while !named(&seen) && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = standbys_of(&db, &[]).await.expect("pg_stat_replication");
+    }
+    let ignored = standbys_of(&db, std::slice::from_ref(&name))
+        .await
+        .expect("pg_stat_replication");
+    let another = standbys_of(&db, &["rtd_test_someone_else".to_owned()])
+        .await
+        .expect("pg_stat_replication");
+    let _ = archiver.kill();
+    let _ = archiver.wait();
+    db.close().await;
+    assert!(
+        named(&seen),
+        "pg_receivewal never showed as a walsender: {seen:?}"
+    );
+    let archiver_reading = seen.iter().find(|r| r.replica.contains(&name));
+    assert!(
+        archiver_reading.is_some_and(|r| matches!(r.behind, Behind::Unknown(_))),
+        "an archiver reads as {archiver_reading:?}, not as 'cannot tell'"
+    );
+    assert!(
+        !named(&ignored),
+        "ignore_walsenders did not leave it out: {ignored:?}"
+    );
+    // Left out by its name only (other tests' standbys may come and go meanwhile).
+    assert!(
+        named(&another),
+        "another name left the archiver out too: {another:?}"
+    );
+}
+
+#[test]
+fn ignore_walsenders_is_read_into_the_replica_policy() {
+    let text = "[daemon]\nstate_dir = \"/tmp/rtd-unused\"\n\n[databases.main]\nurl = \"postgres://postgres@127.0.0.1:5432/x\"\nmax_replica_lag = \"10 s\"\nignore_walsenders = [\"barman_receive_wal\", \"pg_receivewal\"]\n";
+    let config = retentiond::config::parse(Path::new("retentiond.toml"), text)
+        .unwrap_or_else(|e| panic!("refused: {e}\n{text}"));
+    let policy = config.replica_policy("main").expect("a replica policy");
+    assert_eq!(
+        policy.ignore_walsenders,
+        ["barman_receive_wal", "pg_receivewal"]
+    );
 }
