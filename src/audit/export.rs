@@ -7,7 +7,13 @@ use sqlx::Row;
 use std::io::Write;
 
 /// One stored entry, as read from the state database.
-fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<Entry, sqlx::Error> {
+fn entry_of<'r, R: Row>(r: &'r R) -> Result<Entry, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(Entry {
         seq: r.try_get(0)?,
         at: r.try_get(1)?,
@@ -104,21 +110,22 @@ pub async fn export(
     let has_request = state.has_column("audit", "request").await?;
     let mut q = format!("{} WHERE 1 = 1", select_entries(has_request));
     if since.is_some() {
-        q.push_str(" AND at >= ?1");
+        q.push_str(" AND at >= $1");
     }
     if until.is_some() {
         q.push_str(if since.is_some() {
-            " AND at < ?2"
+            " AND at < $2"
         } else {
-            " AND at < ?1"
+            " AND at < $1"
         });
     }
     q.push_str(" ORDER BY seq");
+    let n = crate::state::on_pool!(state, pool => {
     let mut query = sqlx::query(&q);
     for bound in [since, until].into_iter().flatten() {
         query = query.bind(bound.to_owned());
     }
-    let mut rows = query.fetch(state.pool());
+    let mut rows = query.fetch(pool);
     let mut n = 0;
     match format {
         Format::Csv => {
@@ -154,6 +161,8 @@ pub async fn export(
             }
         }
     }
+    n
+    });
     out.flush()?;
     Ok(n)
 }

@@ -7,6 +7,7 @@ pub mod anchors;
 pub mod chain;
 pub mod export;
 pub mod verify;
+mod verify_postgres;
 
 pub use chain::{Entry, GENESIS};
 pub use verify::{verify, Verdict};

@@ -8,7 +8,7 @@
 
 use super::chain::{digest_of_parts, matches, GENESIS};
 use crate::progress::{Progress, Reporter};
-use crate::state::{State, StateError};
+use crate::state::{State, StateError, TrailSource};
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -39,30 +39,37 @@ pub async fn verify(state: &State) -> Result<Verdict, StateError> {
 
 /// [`verify`], telling `progress` how many entries are checked of how many.
 pub async fn verify_with(state: &State, progress: Reporter) -> Result<Verdict, StateError> {
-    let path = state.dir().join("state.db");
-    tokio::task::spawn_blocking(move || verify_file_with(&path, progress.get()))
+    let work: Box<dyn FnOnce() -> Result<Verdict, StateError> + Send> = match state.trail_source() {
+        TrailSource::File(path) => Box::new(move || verify_file_with(&path, progress.get())),
+        TrailSource::Postgres(pool) => {
+            let pool = pool.clone();
+            let handle = tokio::runtime::Handle::current();
+            Box::new(move || super::verify_postgres::verify(&pool, &handle, progress.get()))
+        }
+    };
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StateError::Io(format!("audit verify stopped: {e}")))?
 }
 
 /// Entries per chunk handed from the reader to the checker.
-const CHUNK: usize = 8192;
+pub(super) const CHUNK: usize = 8192;
 
 /// Chunks the reader may run ahead of the checker.
 const IN_FLIGHT: usize = 4;
 
 /// Text columns of an entry, in the order they are read (`request` last: NULL for every
 /// entry but an erasure's).
-const TEXTS: usize = 11;
+pub(super) const TEXTS: usize = 11;
 
 /// A chunk of stored entries, read into one buffer: per-field strings would make the
 /// allocator, not SQLite or SHA-256, the bottleneck. Fields stay bytes as stored: they are
 /// hashed as they are on disk, so nothing needs decoding.
-struct Chunk {
-    bytes: Vec<u8>,
+pub(super) struct Chunk {
+    pub(super) bytes: Vec<u8>,
     /// Per entry: `seq`, where each text field ends in `bytes`, and whether its
     /// `request` is set (NULL and empty differ: an empty request is still hashed).
-    entries: Vec<(i64, [usize; TEXTS], bool)>,
+    pub(super) entries: Vec<(i64, [usize; TEXTS], bool)>,
     /// Read from the compact layout (schema 3), where `prev_hash` is the stored hash of
     /// the entry before: a mismatch may then come from that entry having been replaced.
     compact: bool,
@@ -78,7 +85,7 @@ struct View<'a> {
 }
 
 impl Chunk {
-    fn new(compact: bool) -> Self {
+    pub(super) fn new(compact: bool) -> Self {
         Chunk {
             bytes: Vec::with_capacity(CHUNK * 320),
             entries: Vec::with_capacity(CHUNK),
@@ -161,9 +168,19 @@ pub fn verify_file_with(path: &Path, progress: &dyn Progress) -> Result<Verdict,
         let second = scope.spawn(|| -> Result<Segment, StateError> {
             let conn = open(path)?;
             conn.execute_batch("BEGIN").map_err(fail)?;
-            segment(&conn, mid + 1, head_seq, None, progress)
+            segment(
+                |tx| read_chunks(&conn, mid + 1, head_seq, tx).map_err(fail),
+                mid + 1,
+                None,
+                progress,
+            )
         });
-        let first = segment(&conn, 1, mid, Some(GENESIS.as_bytes().to_vec()), progress);
+        let first = segment(
+            |tx| read_chunks(&conn, 1, mid, tx).map_err(fail),
+            1,
+            Some(GENESIS.as_bytes().to_vec()),
+            progress,
+        );
         let second = second
             .join()
             .map_err(|_| StateError::Io("an audit verify thread panicked".into()))
@@ -171,6 +188,18 @@ pub fn verify_file_with(path: &Path, progress: &dyn Progress) -> Result<Verdict,
         (first, second)
     });
     progress.finish();
+    judge(first, second, head_seq, &head_hash, past_head)
+}
+
+/// The verdict on a trail read in two halves (`first` from entry 1, `second` from the
+/// middle to the recorded head `head_seq`), with `past_head` entries stored after the head.
+pub(super) fn judge(
+    first: Result<Segment, StateError>,
+    second: Result<Segment, StateError>,
+    head_seq: i64,
+    head_hash: &str,
+    past_head: i64,
+) -> Result<Verdict, StateError> {
     let first = first?;
     let (count, last) = match first.outcome {
         Checked::Broken { seq, reason } => return Ok(Verdict::Broken { seq, reason }),
@@ -263,32 +292,31 @@ fn gap(expected: i64, found: i64) -> String {
 const UNLINKED: &str = "its prev_hash does not match the hash of the entry before it: an entry was removed, inserted or reordered";
 
 /// What one half of the trail holds.
-struct Segment {
+pub(super) struct Segment {
     /// Its first entry's `seq` and `prev_hash`, when it starts without a predecessor.
     first: Option<(i64, Vec<u8>)>,
     outcome: Checked,
 }
 
-/// Checks the entries with `from <= seq <= to`, in order, reading on this thread and
-/// hashing on another. `prev` is the hash the first entry must link to, or `None` to take
+/// Checks the entries `read` sends, in order, reading on this thread and hashing on
+/// another. `prev` is the hash the first entry must link to, or `None` to take
 /// whatever it links to (checked by the caller) — and then `from` is not enforced either.
-fn segment(
-    conn: &rusqlite::Connection,
+pub(super) fn segment(
+    read: impl FnOnce(mpsc::SyncSender<Chunk>) -> Result<(), StateError>,
     from: i64,
-    to: i64,
     prev: Option<Vec<u8>>,
     progress: &dyn Progress,
 ) -> Result<Segment, StateError> {
     let (tx, rx) = mpsc::sync_channel::<Chunk>(IN_FLIGHT);
     std::thread::scope(|scope| {
         let checker = scope.spawn(move || check(rx, from, prev, progress));
-        let read = read_chunks(conn, from, to, tx);
+        let read = read(tx);
         let segment = checker
             .join()
             .map_err(|_| StateError::Io("the audit checker thread panicked".into()))?;
         if matches!(segment.outcome, Checked::Intact { .. }) {
             // Stopped early, the reader only saw the checker hang up.
-            read.map_err(fail)?;
+            read?;
         }
         Ok(segment)
     })

@@ -11,7 +11,7 @@ pub use crate::audit::export::Format as ExportFormat;
 
 /// The state database if a pass ever created it (read-only commands never create one).
 async fn open_state(config: &Config) -> Result<Option<State>, CommandError> {
-    State::open_read_only(&config.daemon.state_dir)
+    State::open_read_only_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)
 }

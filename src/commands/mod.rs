@@ -100,7 +100,7 @@ pub fn load(path: &Path) -> Result<Config, CommandError> {
 /// How many batches an interrupted pass left in doubt (0 if no pass ever ran, or the state
 /// database cannot be read: `check` and `plan` inform, they do not fail on it).
 pub async fn batches_in_doubt(config: &Config) -> usize {
-    match crate::state::State::open_read_only(&config.daemon.state_dir).await {
+    match crate::state::State::open_read_only_for(&config.daemon).await {
         Ok(Some(state)) => {
             let n = state.pending().await.map(|p| p.len()).unwrap_or(0);
             state.close().await;

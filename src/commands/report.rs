@@ -30,7 +30,7 @@ pub async fn report(
     out: Out<'_>,
 ) -> Result<Status, CommandError> {
     let config = load(path)?;
-    let state = State::open_read_only(&config.daemon.state_dir)
+    let state = State::open_read_only_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)?
         .ok_or_else(|| {

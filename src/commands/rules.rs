@@ -37,7 +37,7 @@ pub async fn refuse_locked_changes(config: &Config) -> Result<(), CommandError> 
 
 /// The state database if a pass ever created it (read-only: `rules` changes nothing).
 async fn open_state(config: &Config) -> Result<Option<State>, CommandError> {
-    State::open_read_only(&config.daemon.state_dir)
+    State::open_read_only_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)
 }
@@ -350,7 +350,7 @@ pub async fn unlock(
         };
         return Err(CommandError::Usage(why));
     }
-    let state = State::open(&config.daemon.state_dir)
+    let state = State::open_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)?;
     let result = rule_history::unlock(&config, &state, name, reason).await;

@@ -64,7 +64,7 @@ pub(super) async fn one_pass(
     // Every rule is checked against its table first: a config that does not fit (exit 78)
     // leaves no state directory behind and takes no lock.
     let prepared = prepare(config, &options.rules).await?;
-    let state = match State::open(&config.daemon.state_dir).await {
+    let state = match State::open_for(&config.daemon).await {
         Ok(s) => s,
         Err(e) => {
             prepared.close().await;

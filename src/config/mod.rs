@@ -249,6 +249,7 @@ impl Validator<'_> {
     fn daemon(&mut self, raw: Option<Spanned<RawDaemon>>) -> Option<Daemon> {
         let raw = raw.map(Spanned::into_inner).unwrap_or(RawDaemon {
             state_dir: None,
+            state_url: None,
             schedule: None,
             timezone: None,
             report_language: None,
@@ -266,6 +267,16 @@ impl Validator<'_> {
             }
             Some(s) => Some(PathBuf::from(s.into_inner())),
             None => Some(PathBuf::from("/var/lib/retentiond")),
+        };
+        let state_url = match &raw.state_url {
+            None => Some(None),
+            Some(at) => match state_url_problem(at.get_ref()) {
+                None => Some(Some(at.get_ref().clone())),
+                Some(why) => {
+                    self.err(at, "daemon.state_url", why);
+                    None
+                }
+            },
         };
         let schedule_text = raw
             .schedule
@@ -338,6 +349,7 @@ impl Validator<'_> {
             metrics_listen: metrics_listen?,
             parallel: parallel?,
             state_dir: state_dir?,
+            state_url: state_url?,
             schedule: schedule?,
             schedule_text,
             timezone: timezone?,
@@ -1653,3 +1665,19 @@ fn number(v: &toml::Value) -> Option<f64> {
 mod subject_tests;
 #[cfg(test)]
 mod tests;
+
+/// Why `url` cannot hold the state (`[daemon] state_url`), or `None` if it can: only
+/// PostgreSQL, the database organisations replicate and back up, and where a session lock
+/// decides which of several instances acts.
+fn state_url_problem(url: &str) -> Option<String> {
+    let masked = mask_url(url);
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Some(format!(
+            "'{masked}' cannot hold the state: state_url must be a PostgreSQL URL (postgres://user@host:5432/retentiond); leave it out to keep the state in state_dir/state.db"
+        ));
+    }
+    match <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url) {
+        Ok(_) => None,
+        Err(e) => Some(format!("'{masked}' is not a PostgreSQL URL: {e}")),
+    }
+}

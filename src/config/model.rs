@@ -153,6 +153,11 @@ pub enum Language {
 pub struct Daemon {
     /// Holds the state database (run history, audit trail) and reports.
     pub state_dir: PathBuf,
+    /// Where the run history, intents and audit trail live instead of `state_dir/state.db`
+    /// (`state_url`, PostgreSQL only): a database the organisation already replicates and
+    /// backs up, shared by instances on several hosts of which one acts at a time. Reports
+    /// and `anonymize.key` stay in `state_dir`.
+    pub state_url: Option<String>,
     /// When passes run.
     pub schedule: cron::Schedule,
     /// The schedule as written, for messages.

@@ -109,6 +109,7 @@ pub struct RawChild {
 #[serde(deny_unknown_fields)]
 pub struct RawDaemon {
     pub state_dir: Option<Spanned<String>>,
+    pub state_url: Option<Spanned<String>>,
     pub schedule: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub report_language: Option<Spanned<String>>,

@@ -132,7 +132,7 @@ pub async fn run(
     config: Config,
     signals: &mut Listener,
 ) -> Result<Ended, DaemonError> {
-    let state = State::open(&config.daemon.state_dir).await?;
+    let state = State::open_for(&config.daemon).await?;
     let last_success = state.last_success().await.ok().flatten();
     let metrics = Metrics::new(last_success.as_deref());
     if let Some(addr) = config.daemon.metrics_listen {

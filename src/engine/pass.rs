@@ -97,7 +97,7 @@ pub struct Settled {
 /// pass starts with it; the daemon also runs it the moment it starts, so that records a
 /// killed daemon deleted are audited within seconds of the restart, not at the next tick.
 pub async fn settle(config: &Config, state: &State) -> Result<Settled, PassError> {
-    let _lock = state.lock_pass()?;
+    let _lock = state.lock_pass().await?;
     let interrupted_starts = state.close_interrupted_runs().await?;
     let reconciled = reconcile(config, state).await?;
     Ok(Settled {
@@ -127,7 +127,7 @@ pub async fn run_prepared(
     options: &PassOptions,
     stop: &CancellationToken,
 ) -> Result<RunSummary, PassError> {
-    let _lock = match state.lock_pass() {
+    let _lock = match state.lock_pass().await {
         Ok(lock) => lock,
         Err(e) => {
             prepared.close().await;

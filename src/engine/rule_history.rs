@@ -209,7 +209,7 @@ pub async fn unlock(
     name: &str,
     reason: &str,
 ) -> Result<Unlocked, UnlockError> {
-    let _lock = state.lock_pass()?;
+    let _lock = state.lock_pass().await?;
     let seen = state.rules_seen().await?;
     let Some(s) = seen.iter().find(|s| s.name == name && s.active) else {
         if config.rules.iter().any(|r| r.name == name) {

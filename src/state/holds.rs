@@ -22,10 +22,11 @@ pub struct HoldSeen {
 impl State {
     /// Every hold the trail has seen, by name.
     pub async fn holds_seen(&self) -> Result<Vec<HoldSeen>, StateError> {
+        super::on_pool!(self, pool => {
         let rows = sqlx::query(
             "SELECT name, fingerprint, database, tbl, active FROM holds_seen ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -39,5 +40,6 @@ impl State {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StateError::Db)
+        })
     }
 }

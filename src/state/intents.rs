@@ -65,7 +65,11 @@ impl State {
             i.created_at.clone(),
         ];
         let request = i.request.clone();
-        self.writer
+        let writer = match &self.store {
+            super::Store::Sqlite { writer, .. } => writer,
+            super::Store::Postgres(pg) => return pg.write_intent(fields, request, children).await,
+        };
+        writer
             .run(super::writer::Durability::Fsynced, move |conn| {
                 conn.prepare_cached("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
                     .and_then(|mut s| {
@@ -80,19 +84,22 @@ impl State {
 
     /// The batch did not commit: its intent is dropped, no entry is written.
     pub async fn drop_intent(&self, batch_id: &str) -> Result<(), StateError> {
-        sqlx::query("DELETE FROM pending WHERE batch_id = ?1")
-            .bind(batch_id)
-            .execute(&self.pool)
-            .await?;
+        super::on_pool!(self, pool => {
+            sqlx::query("DELETE FROM pending WHERE batch_id = $1")
+                .bind(batch_id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// Intents whose outcome is not yet known (after a crash or a lost connection).
     pub async fn pending(&self) -> Result<Vec<Intent>, StateError> {
-        let rows = sqlx::query("SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children FROM pending ORDER BY created_at, batch_id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
+        const SQL: &str = "SELECT batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children FROM pending ORDER BY created_at, batch_id";
+        super::on_pool!(self, pool => sqlx::query(SQL)
+            .fetch_all(pool)
+            .await?
+            .iter()
             .map(|r| {
                 let keys: String = r.try_get(7)?;
                 Ok(Intent {
@@ -112,6 +119,6 @@ impl State {
                     },
                 })
             })
-            .collect()
+            .collect())
     }
 }

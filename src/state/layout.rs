@@ -59,7 +59,7 @@ END;
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.sqlite()?)
         .await?;
         Ok(n > 0)
     }
@@ -71,7 +71,7 @@ END;
     /// `prev_hash`, and the evidence of such a break would be lost.
     pub(super) async fn convert_trail(&self) -> Result<(), StateError> {
         let file = self.dir.join("state.db").display().to_string();
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.sqlite()?.acquire().await?;
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
         let bad: Option<i64> = sqlx::query_scalar(
             "SELECT a.seq FROM audit a LEFT JOIN audit p ON p.seq = a.seq - 1

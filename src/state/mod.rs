@@ -10,6 +10,7 @@ pub mod holds;
 pub mod intents;
 mod layout;
 pub mod outbox;
+mod postgres;
 pub mod requests;
 pub mod rules;
 pub mod runs;
@@ -18,9 +19,28 @@ mod writer;
 
 pub use holds::HoldSeen;
 pub use intents::{ChildKeys, Intent};
+pub use postgres::{Lease, LEASE_POLL, TAKEOVER_BOUND};
 pub use rules::{RuleChange, RuleEntry, RuleSeen, RuleUnlock, RuleVersion};
 pub use runs::RunRow;
 pub use trail::{Chain, Entries, EntryGroup, Head, Settles, GENESIS};
+
+/// Runs `$body` with `$pool` bound to the pool of whichever store holds the state. The SQL
+/// in the body is written once, in what both SQLite and PostgreSQL accept (`$N`
+/// placeholders, `ON CONFLICT`, times as fixed-width text, integers as 64 bits), and is
+/// type-checked for each driver; where the two must differ, the caller matches on
+/// [`State::is_postgres`] instead.
+macro_rules! on_pool {
+    ($state:expr, $pool:ident => $body:expr) => {
+        match $state.store() {
+            $crate::state::Store::Sqlite { pool: $pool, .. } => $body,
+            $crate::state::Store::Postgres(pg) => {
+                let $pool = &pg.pool;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -39,6 +59,13 @@ pub enum StateError {
     /// Another pass holds the lock.
     #[error("another retentiond pass is running on state directory {0} (it holds retentiond.lock); wait for it to finish")]
     Busy(PathBuf),
+    /// Another instance holds the pass lock of the PostgreSQL state.
+    #[error("another retentiond instance is running a pass on the state at {0} (it holds the pass lock there); wait for it to finish")]
+    BusyElsewhere(String),
+    /// This instance lost its session with the PostgreSQL state, and with it the lock that
+    /// let it write there: another instance may have taken over.
+    #[error("the session holding the pass lock on the state at {0} is gone ({1}); nothing more is written by this pass — another instance may have taken over")]
+    LostLock(String, String),
 }
 
 impl From<String> for StateError {
@@ -54,14 +81,37 @@ impl StateError {
     }
 }
 
-/// The open state database.
+/// The open state: run history, intents, audit trail, holds, rules and requests, in one of
+/// two stores. Everything outside this module sees only `State`'s methods.
 #[derive(Clone)]
 pub struct State {
-    pool: SqlitePool,
+    store: Store,
+    /// `state_dir`: reports and `anonymize.key` live here whatever the store.
     dir: PathBuf,
-    /// The thread that writes intents and appends (`writer`): appends take turns on it, so
-    /// databases purged side by side confirm their batches one after the other.
-    writer: std::sync::Arc<writer::Writer>,
+}
+
+/// Where the state is kept.
+#[derive(Clone)]
+pub(crate) enum Store {
+    /// `state_dir/state.db`, one host.
+    Sqlite {
+        /// Reads and the writes off the hot path.
+        pool: SqlitePool,
+        /// The thread that writes intents and appends (`writer`): appends take turns on
+        /// it, so databases purged side by side confirm their batches one after the other.
+        writer: std::sync::Arc<writer::Writer>,
+    },
+    /// `[daemon] state_url`: PostgreSQL, shared by instances on several hosts.
+    Postgres(std::sync::Arc<postgres::PgStore>),
+}
+
+/// Which trail `audit verify` reads, where: it reads the store directly, in two halves at
+/// once, for speed.
+pub enum TrailSource<'a> {
+    /// A `state.db` file.
+    File(PathBuf),
+    /// The PostgreSQL state database.
+    Postgres(&'a sqlx::PgPool),
 }
 
 const SCHEMA: &str = "
@@ -292,13 +342,114 @@ pub fn time_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// Holds `state_dir/retentiond.lock` while a pass runs, so that two processes never
-/// interleave batches on one trail. Released when dropped (or when the process dies).
+/// Held while a pass runs, so that two processes never interleave batches on one trail:
+/// `state_dir/retentiond.lock` for `state.db`; a session lock on its own connection for
+/// the PostgreSQL state, which every intent and append of the pass is written through.
+/// Released when dropped (or when the process dies).
 pub struct PassLock {
-    _file: std::fs::File,
+    _held: PassHeld,
+}
+
+/// What a held pass lock keeps alive (its `Drop` releases it).
+enum PassHeld {
+    File { _file: std::fs::File },
+    Postgres { _session: postgres::PassSession },
 }
 
 impl State {
+    /// Opens (creating if needed) the state the config names: PostgreSQL at `state_url`,
+    /// else `state_dir/state.db`.
+    pub async fn open_for(daemon: &crate::config::Daemon) -> Result<State, StateError> {
+        match &daemon.state_url {
+            Some(url) => {
+                create_private_dir(&daemon.state_dir)?;
+                let pg = postgres::PgStore::open(url, true).await?;
+                Ok(State {
+                    store: Store::Postgres(std::sync::Arc::new(pg)),
+                    dir: daemon.state_dir.clone(),
+                })
+            }
+            None => State::open(&daemon.state_dir).await,
+        }
+    }
+
+    /// Opens the state the config names read-only, if it exists ([`State::open_read_only`]).
+    pub async fn open_read_only_for(
+        daemon: &crate::config::Daemon,
+    ) -> Result<Option<State>, StateError> {
+        match &daemon.state_url {
+            Some(url) => {
+                let pg = postgres::PgStore::open(url, false).await?;
+                if !pg.has_state().await? {
+                    pg.pool.close().await;
+                    return Ok(None);
+                }
+                Ok(Some(State {
+                    store: Store::Postgres(std::sync::Arc::new(pg)),
+                    dir: daemon.state_dir.clone(),
+                }))
+            }
+            None => State::open_read_only(&daemon.state_dir).await,
+        }
+    }
+
+    /// The store, for [`on_pool`].
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the state is kept in PostgreSQL (where the SQL of the two stores differs).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.store, Store::Postgres(_))
+    }
+
+    /// How a transaction that writes begins: SQLite takes its write lock up front (a
+    /// read-then-write transaction could otherwise fail half-way with "database is locked").
+    pub(crate) fn write_transaction(&self) -> &'static str {
+        if self.is_postgres() {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        }
+    }
+
+    /// Where the state is kept, for messages: the `state.db` path, or the masked URL.
+    pub fn location(&self) -> String {
+        match &self.store {
+            Store::Sqlite { .. } => self.dir.join("state.db").display().to_string(),
+            Store::Postgres(pg) => pg.masked_url.clone(),
+        }
+    }
+
+    /// The trail for `audit verify` to read directly.
+    pub fn trail_source(&self) -> TrailSource<'_> {
+        match &self.store {
+            Store::Sqlite { .. } => TrailSource::File(self.dir.join("state.db")),
+            Store::Postgres(pg) => TrailSource::Postgres(&pg.pool),
+        }
+    }
+
+    /// The SQLite pool (`state.db`), for what only exists there (its migrations).
+    fn sqlite(&self) -> Result<&SqlitePool, StateError> {
+        match &self.store {
+            Store::Sqlite { pool, .. } => Ok(pool),
+            Store::Postgres(_) => Err(StateError::Io(
+                "internal: a state.db operation on the PostgreSQL state".into(),
+            )),
+        }
+    }
+
+    /// Waits for the lease that makes this instance the one that acts among those sharing
+    /// the PostgreSQL state; `None` right away when it is held elsewhere. The `state.db`
+    /// store is on one host: its lease is always granted (passes still take turns on the
+    /// pass lock).
+    pub async fn try_lease(&self) -> Result<Option<Lease>, StateError> {
+        match &self.store {
+            Store::Sqlite { .. } => Ok(Some(Lease::local())),
+            Store::Postgres(pg) => pg.try_lease().await,
+        }
+    }
+
     /// Opens (creating if needed) the state database in `dir`, for a pass. The directory
     /// is created 0750 and `state.db` 0600: the trail holds no personal data, but its keys
     /// and rule names are nobody else's business.
@@ -320,8 +471,7 @@ impl State {
             }
         };
         let state = State {
-            pool,
-            writer,
+            store: Store::Sqlite { pool, writer },
             dir: dir.to_owned(),
         };
         if let Err(e) = state.migrate().await {
@@ -359,9 +509,11 @@ impl State {
             }
         };
         let state = State {
-            // Nothing is written to a state database opened read-only.
-            writer: std::sync::Arc::new(writer::Writer::read_only()),
-            pool,
+            store: Store::Sqlite {
+                // Nothing is written to a state database opened read-only.
+                writer: std::sync::Arc::new(writer::Writer::read_only()),
+                pool,
+            },
             dir: dir.to_owned(),
         };
         match state.check_version().await {
@@ -384,19 +536,18 @@ impl State {
     /// written by a newer retentiond (it may hold what this one would misread or drop).
     async fn migrate(&self) -> Result<(), StateError> {
         self.check_version().await?;
-        sqlx::raw_sql(SCHEMA).execute(&self.pool).await?;
+        let pool = self.sqlite()?;
+        sqlx::raw_sql(SCHEMA).execute(pool).await?;
         let old_layout = self.has_old_audit_table().await?;
         if !old_layout {
-            sqlx::raw_sql(&Self::audit_view())
-                .execute(&self.pool)
-                .await?;
+            sqlx::raw_sql(&Self::audit_view()).execute(pool).await?;
         }
         for (_, table, column, declaration) in ADDED_COLUMNS {
             if !self.has_column(table, column).await? {
                 sqlx::raw_sql(&format!(
                     "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
                 ))
-                .execute(&self.pool)
+                .execute(pool)
                 .await?;
             }
         }
@@ -405,14 +556,14 @@ impl State {
             self.convert_trail().await?;
         }
         sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         let mut id = [0u8; 8];
         getrandom::getrandom(&mut id)
             .map_err(|e| StateError::Io(format!("no randomness for the installation id: {e}")))?;
         sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('installation', ?1)")
             .bind(hex::encode(id))
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(())
     }
@@ -422,37 +573,50 @@ impl State {
     /// against its own anchors (another installation may share a database). `None` for a
     /// state database from before ids existed, opened read-only.
     pub async fn installation(&self) -> Result<Option<String>, StateError> {
-        let has_meta: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        if has_meta == 0 {
-            return Ok(None);
+        if let Store::Sqlite { pool, .. } = &self.store {
+            let has_meta: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            )
+            .fetch_one(pool)
+            .await?;
+            if has_meta == 0 {
+                return Ok(None);
+            }
         }
         Ok(
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'installation'")
-                .fetch_optional(&self.pool)
-                .await?,
+            on_pool!(self, pool => sqlx::query_scalar("SELECT value FROM meta WHERE key = 'installation'")
+            .fetch_optional(pool)
+            .await?),
         )
     }
 
     /// Whether `table` has `column` (a state database from before schema 2 has no
     /// `request` columns; read-only, it is read as it is).
     pub async fn has_column(&self, table: &str, column: &str) -> Result<bool, StateError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2")
-                .bind(table)
-                .bind(column)
-                .fetch_one(&self.pool)
-                .await?;
+        let n: i64 = match &self.store {
+            Store::Sqlite { pool, .. } => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2")
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Store::Postgres(pg) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
+            )
+            .bind(table)
+            .bind(column)
+            .fetch_one(&pg.pool)
+            .await?,
+        };
         Ok(n > 0)
     }
 
     /// Whether the trail's tables are there; an error if the schema is newer than ours.
     async fn check_version(&self) -> Result<bool, StateError> {
+        let pool = self.sqlite()?;
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         if version > SCHEMA_VERSION {
             return Err(StateError::Io(format!(
@@ -463,14 +627,9 @@ impl State {
         let tables: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name IN ('audit', 'chain_head', 'runs')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(pool)
         .await?;
         Ok(tables == 3)
-    }
-
-    /// The pool, for reading the trail (`audit export`).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 
     /// The state directory.
@@ -491,7 +650,14 @@ impl State {
     }
 
     /// Takes the pass lock, or fails at once if another process holds it.
-    pub fn lock_pass(&self) -> Result<PassLock, StateError> {
+    pub async fn lock_pass(&self) -> Result<PassLock, StateError> {
+        if let Store::Postgres(pg) = &self.store {
+            return Ok(PassLock {
+                _held: PassHeld::Postgres {
+                    _session: pg.lock_pass().await?,
+                },
+            });
+        }
         let path = self.dir.join("retentiond.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -500,7 +666,9 @@ impl State {
             .open(&path)
             .map_err(StateError::io)?;
         match file.try_lock() {
-            Ok(()) => Ok(PassLock { _file: file }),
+            Ok(()) => Ok(PassLock {
+                _held: PassHeld::File { _file: file },
+            }),
             Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Busy(self.dir.clone())),
             Err(std::fs::TryLockError::Error(e)) => Err(StateError::io(e)),
         }
@@ -508,7 +676,12 @@ impl State {
 
     /// Closes the pools cleanly (checkpoints the WAL).
     pub async fn close(&self) {
-        self.writer.close().await;
-        self.pool.close().await;
+        match &self.store {
+            Store::Sqlite { pool, writer } => {
+                writer.close().await;
+                pool.close().await;
+            }
+            Store::Postgres(pg) => pg.close().await,
+        }
     }
 }

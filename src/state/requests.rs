@@ -27,7 +27,16 @@ pub struct RequestRow {
 
 const COLUMNS: &str = "id, kind, received, due, reference, identity, extension_reason, closed_at";
 
-fn row_of(r: &sqlx::sqlite::SqliteRow) -> Result<RequestRow, sqlx::Error> {
+/// Adds an outcome to the ones already recorded for its request, subject and step: the
+/// later of two dates is kept (SQLite's two-argument `MAX` is PostgreSQL's `GREATEST`).
+const OUTCOME_UPSERT: &str = "INSERT INTO request_outcomes (request, subject, step, reason, count, until, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request, subject, step, reason) DO UPDATE SET count = request_outcomes.count + excluded.count, until = {LATER}(COALESCE(request_outcomes.until, ''), COALESCE(excluded.until, ''))";
+
+fn row_of<'r, R: Row>(r: &'r R) -> Result<RequestRow, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(RequestRow {
         id: r.try_get(0)?,
         kind: r.try_get(1)?,
@@ -51,14 +60,15 @@ impl State {
         reference: Option<&str>,
         identity: Option<&str>,
     ) -> Result<RequestRow, StateError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        super::on_pool!(self, pool => {
+        let mut tx = pool.begin_with(self.write_transaction()).await?;
         let prefix = format!("REQ-{year}-");
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE id LIKE ?1")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE id LIKE $1")
             .bind(format!("{prefix}%"))
             .fetch_one(&mut *tx)
             .await?;
         let id = format!("{prefix}{:04}", n + 1);
-        sqlx::query("INSERT INTO requests (id, kind, received, due, reference, identity, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        sqlx::query("INSERT INTO requests (id, kind, received, due, reference, identity, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&id)
             .bind(kind)
             .bind(received)
@@ -79,35 +89,42 @@ impl State {
             extension_reason: None,
             closed_at: None,
         })
+        })
     }
 
     /// One request by id.
     pub async fn request(&self, id: &str) -> Result<Option<RequestRow>, StateError> {
-        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM requests WHERE id = ?1"))
+        super::on_pool!(self, pool => {
+        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM requests WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         Ok(r.as_ref().map(row_of).transpose()?)
+        })
     }
 
     /// Every open request, earliest due first.
     pub async fn open_requests(&self) -> Result<Vec<RequestRow>, StateError> {
+        super::on_pool!(self, pool => {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM requests WHERE closed_at IS NULL ORDER BY due, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         Ok(rows.iter().map(row_of).collect::<Result<_, _>>()?)
+        })
     }
 
     /// Binds an unbound request to an identity tag. `false` if it was bound meanwhile.
     pub async fn bind_identity(&self, id: &str, identity: &str) -> Result<bool, StateError> {
-        let r = sqlx::query("UPDATE requests SET identity = ?2 WHERE id = ?1 AND identity IS NULL")
+        super::on_pool!(self, pool => {
+        let r = sqlx::query("UPDATE requests SET identity = $2 WHERE id = $1 AND identity IS NULL")
             .bind(id)
             .bind(identity)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(r.rows_affected() == 1)
+        })
     }
 
     /// Extends an open, not yet extended request to `due`. `false` if it was closed or
@@ -118,24 +135,28 @@ impl State {
         due: &str,
         reason: &str,
     ) -> Result<bool, StateError> {
-        let r = sqlx::query("UPDATE requests SET due = ?2, extension_reason = ?3 WHERE id = ?1 AND extension_reason IS NULL AND closed_at IS NULL")
+        super::on_pool!(self, pool => {
+        let r = sqlx::query("UPDATE requests SET due = $2, extension_reason = $3 WHERE id = $1 AND extension_reason IS NULL AND closed_at IS NULL")
             .bind(id)
             .bind(due)
             .bind(reason)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(r.rows_affected() == 1)
+        })
     }
 
     /// Closes an open request. `false` if it was already closed.
     pub async fn close_request(&self, id: &str) -> Result<bool, StateError> {
+        super::on_pool!(self, pool => {
         let r =
-            sqlx::query("UPDATE requests SET closed_at = ?2 WHERE id = ?1 AND closed_at IS NULL")
+            sqlx::query("UPDATE requests SET closed_at = $2 WHERE id = $1 AND closed_at IS NULL")
                 .bind(id)
                 .bind(now_text())
-                .execute(&self.pool)
+                .execute(pool)
                 .await?;
         Ok(r.rows_affected() == 1)
+        })
     }
 }
 
@@ -172,15 +193,17 @@ impl State {
         step: &str,
         rows: &[OutcomeRow],
     ) -> Result<(), StateError> {
+        super::on_pool!(self, pool => {
         let at = now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM request_outcomes WHERE request = ?1 AND step = ?2")
+        let upsert = OUTCOME_UPSERT.replace("{LATER}", if self.is_postgres() { "GREATEST" } else { "MAX" });
+        let mut tx = pool.begin_with(self.write_transaction()).await?;
+        sqlx::query("DELETE FROM request_outcomes WHERE request = $1 AND step = $2")
             .bind(request)
             .bind(step)
             .execute(&mut *tx)
             .await?;
         for r in rows {
-            sqlx::query("INSERT INTO request_outcomes (request, subject, step, reason, count, until, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (request, subject, step, reason) DO UPDATE SET count = count + excluded.count, until = MAX(COALESCE(until, ''), COALESCE(excluded.until, ''))")
+            sqlx::query(&upsert)
                 .bind(request)
                 .bind(&r.subject)
                 .bind(step)
@@ -193,13 +216,15 @@ impl State {
         }
         tx.commit().await?;
         Ok(())
+        })
     }
 
     /// Everything recorded for `request`, by step, subject and reason.
     pub async fn outcomes(&self, request: &str) -> Result<Vec<OutcomeRow>, StateError> {
-        let rows = sqlx::query("SELECT subject, step, reason, count, NULLIF(until, ''), at FROM request_outcomes WHERE request = ?1 ORDER BY step, subject, reason")
+        super::on_pool!(self, pool => {
+        let rows = sqlx::query("SELECT subject, step, reason, count, NULLIF(until, ''), at FROM request_outcomes WHERE request = $1 ORDER BY step, subject, reason")
             .bind(request)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter()
             .map(|r| {
@@ -213,5 +238,6 @@ impl State {
                 })
             })
             .collect()
+        })
     }
 }

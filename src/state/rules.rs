@@ -93,23 +93,30 @@ impl State {
     /// Whether the rule-history tables exist (a state database from before them, opened
     /// read-only, has none: it has seen no rule).
     async fn has_rule_tables(&self) -> Result<bool, StateError> {
-        let n: i64 = sqlx::query_scalar(
+        // The PostgreSQL state is created whole.
+        let super::Store::Sqlite { pool, .. } = &self.store else {
+            return Ok(true);
+        };
+        {
+            let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('rules_seen', 'rule_versions', 'rule_unlocks')",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(pool)
         .await?;
-        Ok(n == 3)
+            Ok(n == 3)
+        }
     }
 
     /// Every rule the trail has seen, by name.
     pub async fn rules_seen(&self) -> Result<Vec<RuleSeen>, StateError> {
+        super::on_pool!(self, pool => {
         if !self.has_rule_tables().await? {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
             "SELECT name, fingerprint, database, tbl, active, locked, line, changed_at FROM rules_seen ORDER BY name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -126,17 +133,19 @@ impl State {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StateError::Db)
+        })
     }
 
     /// Every recorded version of every rule, oldest first.
     pub async fn rule_versions(&self) -> Result<Vec<RuleVersion>, StateError> {
+        super::on_pool!(self, pool => {
         if !self.has_rule_tables().await? {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
             "SELECT name, fingerprint, definition, first_seen_at FROM rule_versions ORDER BY first_seen_at, name",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -149,17 +158,19 @@ impl State {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StateError::Db)
+        })
     }
 
     /// The unlocks no change has used yet, by rule.
     pub async fn pending_unlocks(&self) -> Result<Vec<RuleUnlock>, StateError> {
+        super::on_pool!(self, pool => {
         if !self.has_rule_tables().await? {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
             "SELECT name, fingerprint, reason, unlocked_at FROM rule_unlocks WHERE used_at IS NULL ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -172,15 +183,17 @@ impl State {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StateError::Db)
+        })
     }
 
     /// The trail's rule-history entries, in order (a scan of the trail: for `rules
     /// --history`, not for a pass).
     pub async fn rule_entries(&self) -> Result<Vec<RuleEntry>, StateError> {
+        super::on_pool!(self, pool => {
         let rows = sqlx::query(
             "SELECT seq, at, run_id, rule, database, tbl, action, key FROM audit WHERE action IN ('rule-start', 'rule-change', 'rule-end', 'rule-unlock') ORDER BY seq",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -197,16 +210,19 @@ impl State {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StateError::Db)
+        })
     }
 
     /// When a rule last started, changed or ended (the latest of their trail entries):
     /// the date the set of rules, the promises, last changed. `None` before any.
     pub async fn rules_changed_at(&self) -> Result<Option<String>, StateError> {
+        super::on_pool!(self, pool => {
         if !self.has_rule_tables().await? {
             return Ok(None);
         }
         Ok(sqlx::query_scalar("SELECT MAX(changed_at) FROM rules_seen")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?)
+        })
     }
 }

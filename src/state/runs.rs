@@ -23,12 +23,14 @@ pub struct RunRow {
 impl State {
     /// Records the start of a pass.
     pub async fn start_run(&self, run_id: &str, started_at: &str) -> Result<(), StateError> {
-        sqlx::query("INSERT INTO runs (run_id, started_at, status) VALUES (?1, ?2, 'running')")
+        super::on_pool!(self, pool => {
+        sqlx::query("INSERT INTO runs (run_id, started_at, status) VALUES ($1, $2, 'running')")
             .bind(run_id)
             .bind(started_at)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(())
+        })
     }
 
     /// Records that `rules` started in a pass (for catching up missed passes per rule).
@@ -37,9 +39,10 @@ impl State {
         rules: &[&str],
         started_at: &str,
     ) -> Result<(), StateError> {
-        let mut tx = self.pool.begin().await?;
+        super::on_pool!(self, pool => {
+        let mut tx = pool.begin().await?;
         for rule in rules {
-            sqlx::query("INSERT INTO rule_runs (rule, last_started_at) VALUES (?1, ?2) ON CONFLICT (rule) DO UPDATE SET last_started_at = excluded.last_started_at")
+            sqlx::query("INSERT INTO rule_runs (rule, last_started_at) VALUES ($1, $2) ON CONFLICT (rule) DO UPDATE SET last_started_at = excluded.last_started_at")
                 .bind(rule)
                 .bind(started_at)
                 .execute(&mut *tx)
@@ -47,23 +50,28 @@ impl State {
         }
         tx.commit().await?;
         Ok(())
+        })
     }
 
     /// When `rule` last started a pass, if ever.
     pub async fn rule_last_started(&self, rule: &str) -> Result<Option<String>, StateError> {
-        let r = sqlx::query("SELECT last_started_at FROM rule_runs WHERE rule = ?1")
+        super::on_pool!(self, pool => {
+        let r = sqlx::query("SELECT last_started_at FROM rule_runs WHERE rule = $1")
             .bind(rule)
-            .fetch_optional(&self.pool)
+            .fetch_optional(pool)
             .await?;
         Ok(r.map(|r| r.try_get(0)).transpose()?)
+        })
     }
 
     /// When the last pass that ended `ok` finished, if ever.
     pub async fn last_success(&self) -> Result<Option<String>, StateError> {
+        super::on_pool!(self, pool => {
         let r = sqlx::query("SELECT MAX(finished_at) FROM runs WHERE status = 'ok'")
-            .fetch_one(&self.pool)
+            .fetch_one(pool)
             .await?;
         Ok(r.try_get(0)?)
+        })
     }
 
     /// Records the end of a pass with its summary.
@@ -77,12 +85,15 @@ impl State {
         status: &str,
         summary_json: &str,
     ) -> Result<(), StateError> {
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await?;
+        super::on_pool!(self, pool => {
+        let mut conn = pool.acquire().await?;
+        if !self.is_postgres() {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
         sqlx::query(
-            "UPDATE runs SET finished_at = ?2, status = ?3, summary = ?4 WHERE run_id = ?1",
+            "UPDATE runs SET finished_at = $2, status = $3, summary = $4 WHERE run_id = $1",
         )
         .bind(run_id)
         .bind(now_text())
@@ -91,30 +102,34 @@ impl State {
         .execute(&mut *conn)
         .await?;
         Ok(())
+        })
     }
 
     /// Replaces the stored summary of a finished pass (what it learnt after finishing:
     /// where its head was anchored).
     pub async fn update_summary(&self, run_id: &str, summary_json: &str) -> Result<(), StateError> {
-        sqlx::query("UPDATE runs SET summary = ?2 WHERE run_id = ?1")
+        super::on_pool!(self, pool => {
+        sqlx::query("UPDATE runs SET summary = $2 WHERE run_id = $1")
             .bind(run_id)
             .bind(summary_json)
-            .execute(&self.pool)
+            .execute(pool)
             .await?;
         Ok(())
+        })
     }
 
     /// The last pass that finished with a summary, or a given one.
     pub async fn run(&self, run_id: Option<&str>) -> Result<Option<RunRow>, StateError> {
+        super::on_pool!(self, pool => {
         let q = match run_id {
-            Some(_) => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE run_id = ?1",
+            Some(_) => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE run_id = $1",
             None => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE summary IS NOT NULL ORDER BY started_at DESC, rowid DESC LIMIT 1",
         };
         let mut query = sqlx::query(q);
         if let Some(id) = run_id {
             query = query.bind(id);
         }
-        let row = query.fetch_optional(&self.pool).await?;
+        let row = query.fetch_optional(pool).await?;
         row.map(|r| {
             Ok(RunRow {
                 run_id: r.try_get(0)?,
@@ -126,24 +141,27 @@ impl State {
         })
         .transpose()
         .map_err(StateError::Db)
+        })
     }
 
     /// Marks passes that never finished (the process died) as interrupted, and returns
     /// their start times: a rule that last started in one of them did not really run.
     pub async fn close_interrupted_runs(&self) -> Result<Vec<String>, StateError> {
-        let mut tx = self.pool.begin().await?;
+        super::on_pool!(self, pool => {
+        let mut tx = pool.begin().await?;
         let starts: Vec<String> =
             sqlx::query_scalar("SELECT started_at FROM runs WHERE finished_at IS NULL")
                 .fetch_all(&mut *tx)
                 .await?;
         sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?1 WHERE finished_at IS NULL",
+            "UPDATE runs SET status = 'interrupted', finished_at = $1 WHERE finished_at IS NULL",
         )
         .bind(now_text())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(starts)
+        })
     }
 
     /// Summaries of passes that started at or after `from` and before `until` (RFC 3339).
@@ -152,13 +170,15 @@ impl State {
         from: &str,
         until: &str,
     ) -> Result<Vec<String>, StateError> {
-        let rows = sqlx::query("SELECT summary FROM runs WHERE started_at >= ?1 AND started_at < ?2 AND summary IS NOT NULL ORDER BY started_at")
+        super::on_pool!(self, pool => {
+        let rows = sqlx::query("SELECT summary FROM runs WHERE started_at >= $1 AND started_at < $2 AND summary IS NOT NULL ORDER BY started_at")
             .bind(from)
             .bind(until)
-            .fetch_all(&self.pool)
+            .fetch_all(pool)
             .await?;
         rows.iter()
             .map(|r| r.try_get(0).map_err(StateError::Db))
             .collect()
+        })
     }
 }

@@ -3,7 +3,7 @@
 //! transaction that also settles what made the entries final — an intent removed, a hold's
 //! new state recorded — so the trail and the state never disagree.
 
-use super::{HoldSeen, State, StateError};
+use super::{HoldSeen, State, StateError, Store};
 use sqlx::Row;
 
 /// `prev_hash` of the first entry: what the hash chain starts from (`audit::chain`), and
@@ -70,7 +70,7 @@ pub enum Settles<'a> {
 pub type Chain = fn(&Entries, Option<&Head>) -> Result<Vec<Vec<u8>>, StateError>;
 
 /// [`Settles`], owned, to go to the writer thread.
-enum OwnedSettles {
+pub(crate) enum OwnedSettles {
     Intent(String),
     Hold(HoldSeen),
     Rule(super::RuleChange),
@@ -91,7 +91,17 @@ impl Settles<'_> {
 impl State {
     /// The trail's head, or `None` while it is empty.
     pub async fn head(&self) -> Result<Option<Head>, StateError> {
-        read_head(&mut *self.pool.acquire().await?).await
+        let r = super::on_pool!(self, pool => sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
+            .fetch_optional(pool)
+            .await?
+            .map(|r| -> Result<Head, sqlx::Error> {
+                Ok(Head {
+                    seq: r.try_get(0)?,
+                    hash: r.try_get(1)?,
+                })
+            })
+            .transpose()?);
+        Ok(r)
     }
 
     /// Makes every append so far durable. Appends commit without an fsync of their own (the
@@ -99,7 +109,11 @@ impl State {
     /// them again is removed — the batches' journal rows in the target databases — they
     /// must be on disk, or a power cut in between would leave records acted on unaudited.
     pub async fn flush(&self) -> Result<(), StateError> {
-        self.writer
+        // PostgreSQL: appends commit durably through the pass session already.
+        let Store::Sqlite { writer, .. } = &self.store else {
+            return Ok(());
+        };
+        writer
             .run(super::writer::Durability::Fsynced, |conn| {
                 // A real write (a page rewritten), so that the commit fsyncs the WAL with
                 // every append before it; a trail with no head has nothing to flush.
@@ -113,10 +127,12 @@ impl State {
 
     /// The stored hash of entry `seq`, if there is one.
     pub async fn hash_at(&self, seq: i64) -> Result<Option<String>, StateError> {
-        Ok(sqlx::query_scalar("SELECT hash FROM audit WHERE seq = ?1")
+        Ok(
+            super::on_pool!(self, pool => sqlx::query_scalar("SELECT hash FROM audit WHERE seq = $1")
             .bind(seq)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(pool)
+            .await?),
+        )
     }
 
     /// Per subject and action, how many records the erasures under `request` acted on, as
@@ -125,25 +141,24 @@ impl State {
         &self,
         request: &str,
     ) -> Result<Vec<(String, String, i64)>, StateError> {
-        let rows = sqlx::query(
-            "SELECT rule, action, COUNT(*) FROM audit WHERE request = ?1 GROUP BY rule, action ORDER BY rule, action",
-        )
-        .bind(request)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+        const SQL: &str = "SELECT rule, action, COUNT(*) FROM audit WHERE request = $1 GROUP BY rule, action ORDER BY rule, action";
+        super::on_pool!(self, pool => sqlx::query(SQL)
+            .bind(request)
+            .fetch_all(pool)
+            .await?
+            .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
+            .collect())
     }
 
     /// The position of the entry whose hash is `hash`, if the trail holds one (a scan:
     /// `audit verify --anchor` asks once).
     pub async fn seq_of(&self, hash: &str) -> Result<Option<i64>, StateError> {
         Ok(
-            sqlx::query_scalar("SELECT seq FROM audit WHERE hash = ?1 ORDER BY seq LIMIT 1")
+            super::on_pool!(self, pool => sqlx::query_scalar("SELECT seq FROM audit WHERE hash = $1 ORDER BY seq LIMIT 1")
                 .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?,
+                .fetch_optional(pool)
+                .await?),
         )
     }
 
@@ -161,25 +176,16 @@ impl State {
         settles: Settles<'_>,
     ) -> Result<(), StateError> {
         let settles = settles.owned();
-        self.writer
+        let writer = match &self.store {
+            Store::Sqlite { writer, .. } => writer,
+            Store::Postgres(pg) => return pg.append(entries, chain, settles).await,
+        };
+        writer
             .run(super::writer::Durability::Logged, move |conn| {
                 append_on(conn, &entries, chain, &settles)
             })
             .await
     }
-}
-
-async fn read_head(conn: &mut sqlx::SqliteConnection) -> Result<Option<Head>, StateError> {
-    let r = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(match r {
-        Some(r) => Some(Head {
-            seq: r.try_get(0)?,
-            hash: r.try_get(1)?,
-        }),
-        None => None,
-    })
 }
 
 /// [`State::append`] on the writer's connection, in one transaction.
@@ -225,21 +231,8 @@ fn insert(
     let fail = |e: rusqlite::Error| StateError::Io(format!("appending to the audit trail: {e}"));
     let mut seq = after.map_or(0, |h| h.seq);
     let mut last: Option<&[u8]> = None;
-    if digests.len() != e.groups.len() {
-        return Err(StateError::Io(format!(
-            "internal: {} groups of entries but {} of digests",
-            e.groups.len(),
-            digests.len()
-        )));
-    }
+    check_digests(e, digests)?;
     for (group, digests) in e.groups.iter().zip(digests) {
-        if digests.len() != group.keys.len() * 32 {
-            return Err(StateError::Io(format!(
-                "internal: {} keys but {} bytes of digests to append",
-                group.keys.len(),
-                digests.len()
-            )));
-        }
         let Some(n) = i64::try_from(group.keys.len()).ok().filter(|n| *n > 0) else {
             continue;
         };
@@ -285,6 +278,27 @@ fn insert(
     tx.prepare_cached("INSERT INTO chain_head (id, seq, hash) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
         .and_then(|mut s| s.execute(rusqlite::params![seq, head_hash]))
         .map_err(fail)?;
+    Ok(())
+}
+
+/// Refuses digests that do not fit the entries: 32 bytes per key, one buffer per group.
+pub(super) fn check_digests(e: &Entries, digests: &[Vec<u8>]) -> Result<(), StateError> {
+    if digests.len() != e.groups.len() {
+        return Err(StateError::Io(format!(
+            "internal: {} groups of entries but {} of digests",
+            e.groups.len(),
+            digests.len()
+        )));
+    }
+    for (group, digests) in e.groups.iter().zip(digests) {
+        if digests.len() != group.keys.len() * 32 {
+            return Err(StateError::Io(format!(
+                "internal: {} keys but {} bytes of digests to append",
+                group.keys.len(),
+                digests.len()
+            )));
+        }
+    }
     Ok(())
 }
 

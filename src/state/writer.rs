@@ -20,7 +20,7 @@ type Job = Box<dyn FnOnce(&mut Option<Connection>, &Path) + Send>;
 
 /// How durable a write must be when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Durability {
+pub(crate) enum Durability {
     /// On disk (`synchronous = FULL`): an intent, before the target database commits.
     Fsynced,
     /// In the WAL, carried to disk by the next fsynced write (`synchronous = NORMAL`): an
@@ -29,7 +29,7 @@ pub(super) enum Durability {
 }
 
 /// The handle: sends work to the thread and awaits its result.
-pub(super) struct Writer {
+pub(crate) struct Writer {
     jobs: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
 }
 

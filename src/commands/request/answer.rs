@@ -32,7 +32,7 @@ pub async fn answer(
 ) -> Result<Status, CommandError> {
     let config = load(path)?;
     let lang = lang.unwrap_or(config.daemon.language);
-    let state = State::open(&config.daemon.state_dir)
+    let state = State::open_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)?;
     let recorded = read(&state, id).await;

@@ -41,7 +41,7 @@ pub async fn erase(
                 "request {id} was closed at {closed}; register a new request to erase again"
             )));
         }
-        let _lock = state.lock_pass().map_err(CommandError::runtime)?;
+        let _lock = state.lock_pass().await.map_err(CommandError::runtime)?;
         erase::settle(&config, &state)
             .await
             .map_err(CommandError::runtime)?;

@@ -52,7 +52,7 @@ fn today(config: &Config) -> NaiveDate {
 
 /// The state database and the installation key (created on first use).
 pub(super) async fn open(config: &Config) -> Result<(State, Hasher), CommandError> {
-    let state = State::open(&config.daemon.state_dir)
+    let state = State::open_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)?;
     match Hasher::load_or_create(&config.daemon.state_dir) {
@@ -156,7 +156,7 @@ pub async fn new(
 pub async fn list(path: &Path, format: Format, out: Out<'_>) -> Result<Status, CommandError> {
     let config = load(path)?;
     let today = today(&config);
-    let rows = match State::open_read_only(&config.daemon.state_dir)
+    let rows = match State::open_read_only_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)?
     {
@@ -420,7 +420,7 @@ async fn record_found(config: &Config, id: &str, found: &[Found<'_>]) -> Result<
             at: String::new(),
         })
         .collect();
-    let state = State::open(&config.daemon.state_dir)
+    let state = State::open_for(&config.daemon)
         .await
         .map_err(CommandError::runtime)?;
     let recorded = state.record_outcomes(id, FOUND, &rows).await;
