@@ -52,6 +52,7 @@ pub struct Metrics {
     audit_entries: Gauge,
     requests_open: Gauge,
     requests_overdue: Gauge,
+    active: Gauge,
 }
 
 fn seconds(rfc3339: &str) -> Option<f64> {
@@ -77,6 +78,7 @@ impl Metrics {
             audit_entries: Gauge::default(),
             requests_open: Gauge::default(),
             requests_overdue: Gauge::default(),
+            active: Gauge::default(),
         };
         registry.register(
             "retentiond_records",
@@ -128,6 +130,11 @@ impl Metrics {
             "Open data-subject requests past their due date (alert on > 0)",
             m.requests_overdue.clone(),
         );
+        registry.register(
+            "retentiond_active",
+            "1 while this instance holds the lease and runs passes, 0 while it waits as a standby",
+            m.active.clone(),
+        );
         if let Some(t) = last_success.and_then(seconds) {
             m.last_success.set(t);
         }
@@ -173,6 +180,11 @@ impl Metrics {
             .set(i64::try_from(open).unwrap_or(i64::MAX));
         self.requests_overdue
             .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+    }
+
+    /// Whether this instance is the one that acts (it holds the lease) or a standby.
+    pub fn set_active(&self, active: bool) {
+        self.active.set(i64::from(active));
     }
 
     /// Counts a pass that could not run at all (e.g. a rule no longer fits its table).

@@ -12,7 +12,7 @@ use crate::engine::outcome::RunSummary;
 use crate::engine::pass::{run_pass, settle, PassError, PassOptions};
 use crate::engine::prepare::prepare;
 use crate::signal::{Listener, SignalTo, Stop};
-use crate::state::{State, StateError};
+use crate::state::{Lease, State, StateError, LEASE_POLL, TAKEOVER_BOUND};
 use chrono::{DateTime, Utc};
 use metrics::Metrics;
 use std::path::Path;
@@ -115,6 +115,18 @@ async fn missed(
     out
 }
 
+/// How often the instance that acts checks that it still holds the lease while it waits
+/// for a tick (a pass checks it again before it starts).
+const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How acting ended.
+enum Acting {
+    /// A stop signal.
+    Ended(Ended),
+    /// The lease was lost: wait as a standby again.
+    LostLease,
+}
+
 /// What the daemon keeps between passes.
 struct Daemon<'p> {
     path: &'p Path,
@@ -167,7 +179,73 @@ pub async fn run(
 }
 
 impl Daemon<'_> {
+    /// Waits as a standby until this instance holds the lease, acts while it holds it, and
+    /// goes back to waiting if it loses it — until a stop signal.
     async fn serve(&mut self) -> Result<Ended, DaemonError> {
+        loop {
+            let lease = match self.standby().await {
+                Ok(lease) => lease,
+                Err(ended) => return Ok(ended),
+            };
+            match self.act(lease).await? {
+                Acting::Ended(ended) => return Ok(ended),
+                Acting::LostLease => continue,
+            }
+        }
+    }
+
+    /// Until this instance holds the lease: tries to take it every [`LEASE_POLL`], answering
+    /// signals, and says so to systemd (`STATUS=standby …`) and in the metrics
+    /// (`retentiond_active 0`). With `state.db`, the lease is granted at once.
+    async fn standby(&mut self) -> Result<Lease, Ended> {
+        let mut said = String::new();
+        loop {
+            let why = match self.state.try_lease().await {
+                Ok(Some(lease)) => {
+                    if said.is_empty() {
+                        tracing::info!(state = %self.state.location(), "holding the lease: this instance acts");
+                    } else {
+                        tracing::info!(state = %self.state.location(), "took over the lease: this instance acts");
+                    }
+                    self.metrics.set_active(true);
+                    return Ok(lease);
+                }
+                Ok(None) => format!(
+                    "another instance holds the lease on {}; this one takes over within {} s of it stopping",
+                    self.state.location(),
+                    TAKEOVER_BOUND.as_secs()
+                ),
+                Err(e) => format!("cannot reach the state to take the lease: {e}"),
+            };
+            self.metrics.set_active(false);
+            if why != said {
+                tracing::info!("standby: {why}");
+                notify::status(&format!("standby: {why}"));
+                said = why;
+            }
+            tokio::select! {
+                sig = self.signals.recv() => match sig {
+                    Some(SignalTo::Reload) => self.reload().await,
+                    Some(SignalTo::Shutdown(stop)) => {
+                        notify::stopping();
+                        tracing::info!("stopping (standby)");
+                        return Err(Ended::Stopped(stop));
+                    }
+                    None => {
+                        notify::stopping();
+                        return Err(Ended::Stopped(Stop::Terminate));
+                    }
+                },
+                () = tokio::time::sleep(LEASE_POLL) => {}
+            }
+        }
+    }
+
+    /// Runs passes on the schedule while this instance holds `lease`: first settles what
+    /// an interrupted pass (this instance's, or the one it took over from) left in doubt,
+    /// catches up missed passes, then waits for each tick, checking the lease every
+    /// [`LEASE_CHECK`].
+    async fn act(&mut self, mut lease: Lease) -> Result<Acting, DaemonError> {
         let interrupted = self.settle_at_start().await;
         self.count_requests().await;
         let caught_up = missed(&self.config, &self.state, Utc::now(), &interrupted).await;
@@ -182,6 +260,7 @@ impl Daemon<'_> {
         };
         loop {
             let Some(next) = due.clone() else {
+                lease.release().await;
                 return Err(DaemonError::NoSchedule);
             };
             let when = next.at.with_timezone(&self.config.daemon.timezone);
@@ -193,35 +272,78 @@ impl Daemon<'_> {
             ));
             tracing::info!(next = %when.to_rfc3339(), rules = next.rules.len(), "waiting for the next pass");
             let wait = (next.at - Utc::now()).to_std().unwrap_or_default();
-            tokio::select! {
-                sig = self.signals.recv() => match sig {
-                    Some(SignalTo::Reload) => self.reload().await,
-                    Some(SignalTo::Shutdown(stop)) => {
-                        notify::stopping();
-                        tracing::info!("stopping");
-                        return Ok(Ended::Stopped(stop));
+            let deadline = tokio::time::Instant::now() + wait;
+            let tick = loop {
+                tokio::select! {
+                    sig = self.signals.recv() => match sig {
+                        Some(SignalTo::Reload) => {
+                            self.reload().await;
+                            break false;
+                        }
+                        Some(SignalTo::Shutdown(stop)) => {
+                            notify::stopping();
+                            tracing::info!("stopping");
+                            lease.release().await;
+                            return Ok(Acting::Ended(Ended::Stopped(stop)));
+                        }
+                        None => {
+                            notify::stopping();
+                            tracing::info!("signal stream closed; stopping");
+                            lease.release().await;
+                            return Ok(Acting::Ended(Ended::Stopped(Stop::Terminate)));
+                        }
+                    },
+                    () = tokio::time::sleep(LEASE_CHECK) => {
+                        if !lease.holds().await {
+                            return Ok(self.lost_lease());
+                        }
                     }
-                    None => {
-                        notify::stopping();
-                        tracing::info!("signal stream closed; stopping");
-                        return Ok(Ended::Stopped(Stop::Terminate));
-                    }
-                },
-                () = tokio::time::sleep(wait) => {
-                    if let Some(ended) = self.pass(&next.rules).await {
-                        return Ok(ended);
-                    }
+                    () = tokio::time::sleep_until(deadline) => break true,
                 }
+            };
+            if !tick {
+                due = next_due(&self.config, Utc::now());
+                continue;
+            }
+            if !lease.holds().await {
+                return Ok(self.lost_lease());
+            }
+            if let Some(ended) = self.pass(&next.rules).await {
+                if matches!(ended, Ended::Stopped(_)) {
+                    lease.release().await;
+                }
+                return Ok(Acting::Ended(ended));
             }
             due = next_due(&self.config, Utc::now());
         }
+    }
+
+    /// The lease's session stopped answering: another instance may take over (or already
+    /// has), so this one stops acting and waits as a standby.
+    fn lost_lease(&mut self) -> Acting {
+        tracing::error!(state = %self.state.location(), "lost the lease (its session with the state database stopped answering): this instance stops acting and waits as a standby");
+        self.metrics.set_active(false);
+        Acting::LostLease
     }
 
     /// Before anything else: settle the batches an interrupted pass left in doubt (so that
     /// what a killed daemon deleted is audited now, not at the next tick). Returns the start
     /// times of interrupted passes. A failure here is logged; the first pass tries again.
     async fn settle_at_start(&mut self) -> Vec<String> {
-        match settle(&self.config, &self.state).await {
+        // Just after a takeover, the instance that was acting may still hold the pass lock
+        // for as long as the server takes to notice it is gone.
+        let patience = tokio::time::Instant::now() + TAKEOVER_BOUND + LEASE_POLL * 5;
+        let settled = loop {
+            match settle(&self.config, &self.state).await {
+                Err(PassError::State(StateError::BusyElsewhere(_)))
+                    if tokio::time::Instant::now() < patience =>
+                {
+                    tokio::time::sleep(LEASE_POLL).await;
+                }
+                other => break other,
+            }
+        };
+        match settled {
             Ok(s) => {
                 let r = &s.reconciled;
                 if r.confirmed_batches + r.dropped_batches > 0 || !r.unresolved.is_empty() {
@@ -358,6 +480,9 @@ impl Daemon<'_> {
                 self.config.daemon.state_dir.display(),
                 new.daemon.state_dir.display()
             ));
+        }
+        if new.daemon.state_url != self.config.daemon.state_url {
+            return Err("daemon.state_url changed; that needs a restart".into());
         }
         if new.daemon.metrics_listen != self.config.daemon.metrics_listen {
             return Err("daemon.metrics_listen changed; that needs a restart".into());

@@ -429,6 +429,15 @@ impl State {
         }
     }
 
+    /// The `state.db` pool, for tests and tools that query it by hand; `None` for the
+    /// PostgreSQL state.
+    pub fn pool(&self) -> Option<&SqlitePool> {
+        match &self.store {
+            Store::Sqlite { pool, .. } => Some(pool),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// The SQLite pool (`state.db`), for what only exists there (its migrations).
     fn sqlite(&self) -> Result<&SqlitePool, StateError> {
         match &self.store {

@@ -33,7 +33,7 @@ async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
 async fn tamper(db: &TestDb, sql: &str) {
     let state = State::open(&db.state_dir()).await.expect("state");
     sqlx::raw_sql(sql)
-        .execute(state.pool())
+        .execute(state.pool().expect("state.db"))
         .await
         .expect("tamper");
     state.close().await;

@@ -74,7 +74,7 @@ async fn passes(state_dir: &Path) -> Vec<(String, String)> {
     }
     let state = State::open(state_dir).await.expect("state");
     let rows = sqlx::query("SELECT started_at, finished_at FROM runs WHERE finished_at IS NOT NULL ORDER BY started_at")
-        .fetch_all(state.pool())
+        .fetch_all(state.pool().expect("state.db"))
         .await
         .expect("runs");
     state.close().await;
