@@ -103,6 +103,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RequestCommand,
     },
+    /// Where the state (run history, intents, audit trail) is kept: `state migrate --to URL`
+    /// moves it from state_dir/state.db into PostgreSQL.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Build a small realistic SQLite data set (HR, CRM, bookkeeping) and a config for it,
     /// run one pass, and print what happened and where the files are. Needs no server.
     Demo {
@@ -146,6 +152,19 @@ pub enum AuditCommand {
         /// jsonl: one JSON object per line; csv: with a header row.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
+    },
+}
+
+/// `state` verbs.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy state_dir/state.db into an empty PostgreSQL state (for [daemon] state_url), in
+    /// one transaction, then verify both trails and compare their heads. Refuses a target
+    /// that already holds a state. Exit 0 only if both verify alike.
+    Migrate {
+        /// The PostgreSQL database to move the state into (postgres://user@host:5432/db).
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
 }
 

@@ -10,10 +10,10 @@ mod terminal;
 use clap::Parser;
 use cli::{
     AnswerFormat, AnswerLang, AuditCommand, Cli, Command, ExportFormat, PlanFormat, RegisterFormat,
-    ReportFormat, RequestCommand, RequestFormat, RequestKind, RulesCommand,
+    ReportFormat, RequestCommand, RequestFormat, RequestKind, RulesCommand, StateCommand,
 };
 use retentiond::commands::{
-    self, audit, check, demo, holds, plan, register, report, request, rules, run,
+    self, audit, check, demo, holds, plan, register, report, request, rules, run, state,
 };
 use retentiond::commands::{CommandError, OnStop, Status};
 use std::io::Write;
@@ -215,6 +215,11 @@ async fn dispatch(cli: &Cli) -> Result<Status, CommandError> {
         Command::Request { command } => {
             commands::under_signals(s, OnStop::Abandon, |_| request_verb(path, command, out))
                 .await
+        }
+        Command::State {
+            command: StateCommand::Migrate { to },
+        } => {
+            commands::under_signals(s, OnStop::Abandon, |_| state::migrate(path, to, out)).await
         }
         Command::Generate { .. } => Err(CommandError::Usage(
             "internal: generate runs before the runtime starts".into(),

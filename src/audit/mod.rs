@@ -5,6 +5,7 @@
 
 pub mod anchors;
 pub mod chain;
+mod check;
 pub mod export;
 pub mod verify;
 mod verify_postgres;

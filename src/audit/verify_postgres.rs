@@ -5,7 +5,7 @@
 //! before), so the hash definition and every verdict are the same as for `state.db`.
 
 use super::chain::GENESIS;
-use super::verify::{judge, segment, Chunk, Verdict, CHUNK, TEXTS};
+use super::check::{judge, segment, Chunk, Verdict, CHUNK, TEXTS};
 use crate::progress::Progress;
 use crate::state::StateError;
 use futures_util::TryStreamExt;

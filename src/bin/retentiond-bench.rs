@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "flags: --rows N[,N] --db postgres,mysql,sqlite --retentiond PATH --batch-size N --batch-time-ms N --batch-pause-ms N --pause-factor F --trail N --skip batched,keyset,pt-archiver --multi --perf-stat";
+const USAGE: &str = "flags: --rows N[,N] --db postgres,mysql,sqlite --retentiond PATH --batch-size N --batch-time-ms N --batch-pause-ms N --pause-factor F --trail N --state-url POSTGRES_URL --skip batched,keyset,pt-archiver --multi --perf-stat";
 
 /// What may be left out of the main table with `--skip`: the slow comparisons (the batched
 /// loop rescans what it deleted, quadratic at 10M rows; pt-archiver row by row is one
@@ -71,6 +71,10 @@ struct Args {
     skip: Vec<String>,
     multi: bool,
     perf_stat: bool,
+    /// `--state-url`: a PostgreSQL server (any database on it) to keep the trail of the
+    /// trail benchmark in, as `[daemon] state_url` does; a database of its own is created
+    /// there and dropped after.
+    state_url: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -90,6 +94,7 @@ fn args() -> Result<Args, String> {
         skip: Vec::new(),
         multi: false,
         perf_stat: false,
+        state_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -120,6 +125,7 @@ fn args() -> Result<Args, String> {
                 a.rows_given = true;
             }
             "--db" => a.dbs = value.split(',').map(str::to_owned).collect(),
+            "--state-url" => a.state_url = Some(value),
             "--retentiond" => a.retentiond = PathBuf::from(value),
             "--batch-size" => {
                 a.batch = value.parse().map_err(|_| "--batch-size: not a number")?;
@@ -1040,9 +1046,29 @@ async fn perf_stat(n: u64, a: &Args) -> Result<Vec<String>, String> {
 async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
     use retentiond::state::State;
     let dir = tempfile_dir()?;
-    let state = State::open(&dir.join("state"))
+    let state_db = match &a.state_url {
+        Some(server) => Some(StateDb::create(server).await?),
+        None => None,
+    };
+    let config = dir.join("bench.toml");
+    let url_line = state_db
+        .as_ref()
+        .map(|s| format!("state_url = \"{}\"\n", s.url))
+        .unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"{}\"\n{url_line}",
+            dir.join("state").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let loaded = retentiond::config::load(&config).map_err(|e| e.to_string())?;
+    let state = State::open_for(&loaded.daemon)
         .await
         .map_err(|e| e.to_string())?;
+    // Intents and entries are written under the pass lock, as a pass writes them.
+    let lock = state.lock_pass().await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut next = 0u64;
     while next < a.trail {
@@ -1070,25 +1096,68 @@ async fn trail(a: &Args) -> Result<(f64, f64, f64), String> {
         next = end;
     }
     let append_s = started.elapsed().as_secs_f64();
+    drop(lock);
     state.close().await;
-    let config = dir.join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[daemon]\nstate_dir = \"{}\"\n",
-            dir.join("state").display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let (verify_s, rss) = run_retentiond(
+    let measured = run_retentiond(
         &a.retentiond,
         &config,
         &["audit", "verify"],
         &dir.join("rss"),
-    )?;
+    );
+    if let Some(db) = state_db {
+        db.drop_it().await;
+    }
+    let (verify_s, rss) = measured?;
     let _ = std::fs::remove_dir_all(&dir);
     let n = a.trail as f64;
     Ok((n / append_s, n / verify_s, rss as f64 / 1024.0))
+}
+
+/// A PostgreSQL database of the benchmark's own for `--state-url`.
+struct StateDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl StateDb {
+    async fn create(server: &str) -> Result<StateDb, String> {
+        let name = format!("retentiond_bench_state_{}", std::process::id());
+        let base = server
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .ok_or_else(|| format!("--state-url {server}: not a postgres://host/db URL"))?;
+        let db = StateDb {
+            admin: server.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        };
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.admin)
+            .await
+            .map_err(|e| format!("--state-url: {e}"))?;
+        // Two statements: CREATE DATABASE cannot share an (implicit) transaction.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name),
+            format!("CREATE DATABASE {}", db.name),
+        ] {
+            sqlx::raw_sql(&sql)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| format!("--state-url: {e}"))?;
+        }
+        Ok(db)
+    }
+
+    async fn drop_it(self) {
+        if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&self.admin).await {
+            let _ = sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {
@@ -1164,7 +1233,8 @@ async fn main() -> std::process::ExitCode {
     if a.trail > 0 {
         match trail(&a).await {
             Ok((append, verify, rss)) => println!(
-                "\n| audit trail | entries | intent + entries per batch, no target database | `audit verify` (process start-up included) | verify peak RSS |\n|---|---|---|---|---|\n| state SQLite | {} | {append:.0}/s | {verify:.0}/s | {rss:.1} MB |",
+                "\n| audit trail | entries | intent + entries per batch, no target database | `audit verify` (process start-up included) | verify peak RSS |\n|---|---|---|---|---|\n| state {} | {} | {append:.0}/s | {verify:.0}/s | {rss:.1} MB |",
+                if a.state_url.is_some() { "PostgreSQL" } else { "SQLite" },
                 a.trail
             ),
             Err(e) => {

@@ -13,6 +13,7 @@ pub mod report;
 pub mod request;
 pub mod rules;
 pub mod run;
+pub mod state;
 
 use crate::config::{self, Config, ConfigError};
 use crate::signal::{Listener, SignalTo, Stop};

@@ -2,6 +2,7 @@
 //! fsynced) before that commit, turned into audit entries after it (see
 //! `engine::journal`), or dropped if the commit never happened.
 
+use super::postgres::PgStore;
 use super::{State, StateError};
 use sqlx::Row;
 
@@ -67,7 +68,9 @@ impl State {
         let request = i.request.clone();
         let writer = match &self.store {
             super::Store::Sqlite { writer, .. } => writer,
-            super::Store::Postgres(pg) => return pg.write_intent(fields, request, children).await,
+            super::Store::Postgres(pg) => {
+                return write_intent_pg(pg, fields, request, children).await
+            }
         };
         writer
             .run(super::writer::Durability::Fsynced, move |conn| {
@@ -121,4 +124,27 @@ impl State {
             })
             .collect())
     }
+}
+
+/// [`State::write_intent`] on the PostgreSQL state: committed (durable) through the pass
+/// session.
+async fn write_intent_pg(
+    pg: &PgStore,
+    fields: [String; 9],
+    request: Option<String>,
+    children: Option<String>,
+) -> Result<(), StateError> {
+    pg.through_pass("writing an intent", move |conn| {
+        Box::pin(async move {
+            let [a, b, c, d, e, f, g, h, k] = fields;
+            sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(a).bind(b).bind(c).bind(d).bind(e).bind(f).bind(g).bind(h).bind(k)
+                .bind(request)
+                .bind(children)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+    })
+    .await
 }

@@ -6,23 +6,28 @@
 //! unlocks), [`outbox`] (reports waiting to be mailed), [`requests`]
 //! (the register of data-subject requests).
 
+mod error;
 pub mod holds;
 pub mod intents;
 mod layout;
+pub mod migrate;
 pub mod outbox;
 mod postgres;
 pub mod requests;
 pub mod rules;
 pub mod runs;
 pub mod trail;
+mod version;
 mod writer;
 
+pub use error::StateError;
 pub use holds::HoldSeen;
 pub use intents::{ChildKeys, Intent};
 pub use postgres::{Lease, LEASE_POLL, TAKEOVER_BOUND};
 pub use rules::{RuleChange, RuleEntry, RuleSeen, RuleUnlock, RuleVersion};
 pub use runs::RunRow;
 pub use trail::{Chain, Entries, EntryGroup, Head, Settles, GENESIS};
+pub use version::SCHEMA_VERSION;
 
 /// Runs `$body` with `$pool` bound to the pool of whichever store holds the state. The SQL
 /// in the body is written once, in what both SQLite and PostgreSQL accept (`$N`
@@ -46,40 +51,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A state database operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// The state database itself.
-    #[error("state database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// Files around it.
-    #[error("state directory: {0}")]
-    Io(String),
-    /// Another pass holds the lock.
-    #[error("another retentiond pass is running on state directory {0} (it holds retentiond.lock); wait for it to finish")]
-    Busy(PathBuf),
-    /// Another instance holds the pass lock of the PostgreSQL state.
-    #[error("another retentiond instance is running a pass on the state at {0} (it holds the pass lock there); wait for it to finish")]
-    BusyElsewhere(String),
-    /// This instance lost its session with the PostgreSQL state, and with it the lock that
-    /// let it write there: another instance may have taken over.
-    #[error("the session holding the pass lock on the state at {0} is gone ({1}); nothing more is written by this pass — another instance may have taken over")]
-    LostLock(String, String),
-}
-
-impl From<String> for StateError {
-    fn from(e: String) -> Self {
-        StateError::Io(e)
-    }
-}
-
-impl StateError {
-    /// Wraps an I/O-like error.
-    pub fn io(e: impl std::fmt::Display) -> Self {
-        StateError::Io(e.to_string())
-    }
-}
 
 /// The open state: run history, intents, audit trail, holds, rules and requests, in one of
 /// two stores. Everything outside this module sees only `State`'s methods.
@@ -239,13 +210,6 @@ const ADDED_COLUMNS: [(i64, &str, &str, &str); 3] = [
     (2, "pending", "children", "TEXT"),
 ];
 
-/// The state schema this build writes (`PRAGMA user_version`). 0 is a database from before
-/// versions were recorded (the same schema as 1); 2 added the `request` of audit entries
-/// and intents (data-subject erasures) and the outcomes of requests; 3 stores the trail
-/// compactly (`layout`: shared fields once per batch, binary hashes) behind a view `audit`
-/// that reads as schema 2's table did.
-pub const SCHEMA_VERSION: i64 = 3;
-
 /// Whether a query runs on `pool` (a read-only WAL database may open and fail at the first
 /// read).
 async fn readable(pool: &SqlitePool) -> bool {
@@ -383,6 +347,10 @@ impl State {
                 if !pg.has_state().await? {
                     pg.pool.close().await;
                     return Ok(None);
+                }
+                if let Err(e) = pg.check_version().await {
+                    pg.pool.close().await;
+                    return Err(e);
                 }
                 Ok(Some(State {
                     store: Store::Postgres(std::sync::Arc::new(pg)),

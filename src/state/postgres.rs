@@ -18,10 +18,10 @@
 //!   an append removes its intent in its own transaction and refuses if another instance
 //!   already did.
 
-use super::trail::{check_digests, Chain, Entries, Head, OwnedSettles, GENESIS};
-use super::{StateError, SCHEMA_VERSION};
+use super::error::StateError;
+use super::version::{GENESIS, SCHEMA_VERSION};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Row};
+use sqlx::Connection;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,6 +218,8 @@ impl PgStore {
             .application_name("retentiond")
             .options([
                 ("search_path", SCHEMA_NAME),
+                // `CREATE … IF NOT EXISTS` on every start would log a NOTICE per table.
+                ("client_min_messages", "warning"),
                 ("tcp_keepalives_idle", "5"),
                 ("tcp_keepalives_interval", "2"),
                 ("tcp_keepalives_count", "3"),
@@ -270,14 +272,7 @@ impl PgStore {
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema'")
                 .fetch_optional(&mut *tx)
                 .await?;
-        if let Some(v) = version.and_then(|v| v.parse::<i64>().ok()) {
-            if v > SCHEMA_VERSION {
-                return Err(StateError::Io(format!(
-                    "the state at {} was written by a newer retentiond (state schema {v}; this one knows up to {SCHEMA_VERSION}); run that version, or upgrade this one",
-                    self.masked_url
-                )));
-            }
-        }
+        self.refuse_newer(version)?;
         sqlx::raw_sql(&audit_view()).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO meta (key, value) VALUES ('schema', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(SCHEMA_VERSION.to_string())
@@ -294,6 +289,30 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// An error if `version` (the `schema` recorded in `meta`) is newer than this build's:
+    /// such a state may hold what this one would misread or drop.
+    fn refuse_newer(&self, version: Option<String>) -> Result<(), StateError> {
+        if let Some(v) = version.and_then(|v| v.parse::<i64>().ok()) {
+            if v > SCHEMA_VERSION {
+                return Err(StateError::Io(format!(
+                    "the state at {} was written by a newer retentiond (state schema {v}; this one knows up to {SCHEMA_VERSION}); run that version, or upgrade this one",
+                    self.masked_url
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a state written by a newer retentiond, for those that open it read-only
+    /// (they create no schema, where a pass checks this).
+    pub async fn check_version(&self) -> Result<(), StateError> {
+        let version: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema'")
+                .fetch_optional(&self.pool)
+                .await?;
+        self.refuse_newer(version)
     }
 
     /// Whether the schema holds a state (read-only commands report "no state yet"
@@ -380,7 +399,7 @@ impl PgStore {
     /// failed or timed-out write gives the session up (and with it the pass lock): nothing
     /// more can then be written by this pass, which is what a pass that may have lost its
     /// place to another instance must do.
-    async fn through_pass<T>(
+    pub(super) async fn through_pass<T>(
         &self,
         what: &str,
         work: impl for<'c> FnOnce(
@@ -417,105 +436,6 @@ impl PgStore {
         }
     }
 
-    /// Writes an intent (committed, durable) through the pass session.
-    pub async fn write_intent(
-        &self,
-        fields: [String; 9],
-        request: Option<String>,
-        children: Option<String>,
-    ) -> Result<(), StateError> {
-        self.through_pass("writing an intent", move |conn| {
-            Box::pin(async move {
-                let [a, b, c, d, e, f, g, h, k] = fields;
-                sqlx::query("INSERT INTO pending (batch_id, run_id, rule, database, tbl, action, legal_basis, keys, created_at, request, children) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
-                    .bind(a).bind(b).bind(c).bind(d).bind(e).bind(f).bind(g).bind(h).bind(k)
-                    .bind(request)
-                    .bind(children)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    /// Appends `entries` chained to the head, and settles `settles`, in one transaction
-    /// through the pass session (the head row locked, so appends never interleave).
-    pub async fn append(
-        &self,
-        entries: Entries,
-        chain: Chain,
-        settles: OwnedSettles,
-    ) -> Result<(), StateError> {
-        self.through_pass("appending to the audit trail", move |conn| {
-            Box::pin(async move {
-                let mut tx = conn.begin().await?;
-                let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE")
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| -> Result<Head, sqlx::Error> {
-                        Ok(Head {
-                            seq: r.try_get(0)?,
-                            hash: r.try_get(1)?,
-                        })
-                    })
-                    .transpose()?;
-                let digests = chain(&entries, head.as_ref())?;
-                check_digests(&entries, &digests)?;
-                let mut seq = head.as_ref().map_or(0, |h| h.seq);
-                let mut last: Option<&[u8]> = None;
-                for (group, digests) in entries.groups.iter().zip(&digests) {
-                    let Some(n) = i64::try_from(group.keys.len()).ok().filter(|n| *n > 0) else {
-                        continue;
-                    };
-                    let written = sqlx::query(
-                        "WITH b AS (INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id)
-                         INSERT INTO audit_entry (seq, batch, key, hash)
-                         SELECT $1 + k.i - 1, b.id, k.key, substring($11::bytea FROM ((k.i - 1) * 32 + 1)::int FOR 32)
-                         FROM b, unnest($12::text[]) WITH ORDINALITY AS k(key, i)",
-                    )
-                    .bind(seq + 1)
-                    .bind(seq + n)
-                    .bind(&entries.at)
-                    .bind(&entries.run_id)
-                    .bind(&entries.rule)
-                    .bind(&entries.database)
-                    .bind(&group.table)
-                    .bind(&group.action)
-                    .bind(&entries.legal_basis)
-                    .bind(&entries.request)
-                    .bind(digests.as_slice())
-                    .bind(&group.keys)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if written != group.keys.len() as u64 {
-                        return Err(StateError::Io(format!(
-                            "internal: {written} audit entries written for {} keys",
-                            group.keys.len()
-                        )));
-                    }
-                    seq += n;
-                    last = digests.get(digests.len() - 32..);
-                }
-                let head_hash = match (last, &head) {
-                    (Some(digest), _) => hex::encode(digest),
-                    (None, Some(head)) => head.hash.clone(),
-                    (None, None) => GENESIS.to_owned(),
-                };
-                sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
-                    .bind(seq)
-                    .bind(head_hash)
-                    .execute(&mut *tx)
-                    .await?;
-                settle(&mut tx, &settles, &entries.run_id).await?;
-                tx.commit().await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
     /// Closes the pool and the pass session.
     pub async fn close(&self) {
         if let Some(conn) = self.pass.lock().await.take() {
@@ -523,80 +443,6 @@ impl PgStore {
         }
         self.pool.close().await;
     }
-}
-
-/// What made the entries final, in the append's transaction (as `trail::settle` for
-/// `state.db`). An intent that is no longer pending was settled by another instance that
-/// took over: the append is refused, so no batch is ever entered twice.
-async fn settle(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    settles: &OwnedSettles,
-    run_id: &str,
-) -> Result<(), StateError> {
-    match settles {
-        OwnedSettles::Intent(batch_id) => {
-            let gone = sqlx::query("DELETE FROM pending WHERE batch_id = $1")
-                .bind(batch_id)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if gone != 1 {
-                return Err(StateError::Io(format!(
-                    "batch {batch_id} is no longer pending: another instance settled it after taking over; this one appends nothing for it"
-                )));
-            }
-        }
-        OwnedSettles::Hold(seen) => {
-            sqlx::query("INSERT INTO holds_seen (name, fingerprint, database, tbl, active) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active")
-                .bind(&seen.name)
-                .bind(&seen.fingerprint)
-                .bind(&seen.database)
-                .bind(&seen.table)
-                .bind(i64::from(seen.active))
-                .execute(&mut **tx)
-                .await?;
-        }
-        OwnedSettles::Rule(change) => {
-            let s = &change.seen;
-            sqlx::query("INSERT INTO rules_seen (name, fingerprint, database, tbl, active, locked, line, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active, locked = excluded.locked, line = excluded.line, changed_at = excluded.changed_at")
-                .bind(&s.name)
-                .bind(&s.fingerprint)
-                .bind(&s.database)
-                .bind(&s.table)
-                .bind(i64::from(s.active))
-                .bind(i64::from(s.locked))
-                .bind(s.line)
-                .bind(&s.changed_at)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("INSERT INTO rule_versions (name, fingerprint, definition, first_seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                .bind(&s.name)
-                .bind(&s.fingerprint)
-                .bind(&change.definition)
-                .bind(&s.changed_at)
-                .execute(&mut **tx)
-                .await?;
-            if change.uses_unlock {
-                sqlx::query("UPDATE rule_unlocks SET used_at = $1, used_by = $2 WHERE name = $3 AND used_at IS NULL")
-                    .bind(&s.changed_at)
-                    .bind(run_id)
-                    .bind(&s.name)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
-        OwnedSettles::RuleUnlock(u) => {
-            sqlx::query("INSERT INTO rule_unlocks (name, fingerprint, reason, unlocked_at, run_id) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&u.name)
-                .bind(&u.fingerprint)
-                .bind(&u.reason)
-                .bind(&u.unlocked_at)
-                .bind(run_id)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 /// The pass lock on the PostgreSQL state, held while this lives: dropping it ends the

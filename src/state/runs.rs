@@ -123,6 +123,9 @@ impl State {
         super::on_pool!(self, pool => {
         let q = match run_id {
             Some(_) => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE run_id = $1",
+            // PostgreSQL has no `rowid`: passes that started in the same microsecond are
+            // told apart by when they finished there.
+            None if self.is_postgres() => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE summary IS NOT NULL ORDER BY started_at DESC, finished_at DESC, run_id DESC LIMIT 1",
             None => "SELECT run_id, started_at, finished_at, status, summary FROM runs WHERE summary IS NOT NULL ORDER BY started_at DESC, rowid DESC LIMIT 1",
         };
         let mut query = sqlx::query(q);

@@ -3,12 +3,12 @@
 //! transaction that also settles what made the entries final — an intent removed, a hold's
 //! new state recorded — so the trail and the state never disagree.
 
+use super::postgres::PgStore;
 use super::{HoldSeen, State, StateError, Store};
+use sqlx::Connection;
 use sqlx::Row;
 
-/// `prev_hash` of the first entry: what the hash chain starts from (`audit::chain`), and
-/// what the `audit` view shows as the first entry's `prev_hash`.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use super::version::GENESIS;
 
 /// The trail's last entry: its position and hash. `None` for an empty trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +178,7 @@ impl State {
         let settles = settles.owned();
         let writer = match &self.store {
             Store::Sqlite { writer, .. } => writer,
-            Store::Postgres(pg) => return pg.append(entries, chain, settles).await,
+            Store::Postgres(pg) => return append_pg(pg, entries, chain, settles).await,
         };
         writer
             .run(super::writer::Durability::Logged, move |conn| {
@@ -338,6 +338,157 @@ fn settle(
         OwnedSettles::RuleUnlock(u) => {
             run("INSERT INTO rule_unlocks (name, fingerprint, reason, unlocked_at, run_id) VALUES (?1, ?2, ?3, ?4, ?5)",
                 &[&u.name, &u.fingerprint, &u.reason, &u.unlocked_at, &run_id])?;
+        }
+    }
+    Ok(())
+}
+
+/// [`State::append`] on the PostgreSQL state: `entries` chained to the head, and settles `settles`, in one transaction
+/// through the pass session (the head row locked, so appends never interleave).
+async fn append_pg(
+    pg: &PgStore,
+    entries: Entries,
+    chain: Chain,
+    settles: OwnedSettles,
+) -> Result<(), StateError> {
+    pg.through_pass("appending to the audit trail", move |conn| {
+        Box::pin(async move {
+            let mut tx = conn.begin().await?;
+            let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| -> Result<Head, sqlx::Error> {
+                    Ok(Head {
+                        seq: r.try_get(0)?,
+                        hash: r.try_get(1)?,
+                    })
+                })
+                .transpose()?;
+            let digests = chain(&entries, head.as_ref())?;
+            check_digests(&entries, &digests)?;
+            let mut seq = head.as_ref().map_or(0, |h| h.seq);
+            let mut last: Option<&[u8]> = None;
+            for (group, digests) in entries.groups.iter().zip(&digests) {
+                let Some(n) = i64::try_from(group.keys.len()).ok().filter(|n| *n > 0) else {
+                    continue;
+                };
+                let written = sqlx::query(
+                    "WITH b AS (INSERT INTO audit_batch (first_seq, last_seq, at, run_id, rule, database, tbl, action, legal_basis, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id)
+                     INSERT INTO audit_entry (seq, batch, key, hash)
+                     SELECT $1 + k.i - 1, b.id, k.key, substring($11::bytea FROM ((k.i - 1) * 32 + 1)::int FOR 32)
+                     FROM b, unnest($12::text[]) WITH ORDINALITY AS k(key, i)",
+                )
+                .bind(seq + 1)
+                .bind(seq + n)
+                .bind(&entries.at)
+                .bind(&entries.run_id)
+                .bind(&entries.rule)
+                .bind(&entries.database)
+                .bind(&group.table)
+                .bind(&group.action)
+                .bind(&entries.legal_basis)
+                .bind(&entries.request)
+                .bind(digests.as_slice())
+                .bind(&group.keys)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if written != group.keys.len() as u64 {
+                    return Err(StateError::Io(format!(
+                        "internal: {written} audit entries written for {} keys",
+                        group.keys.len()
+                    )));
+                }
+                seq += n;
+                last = digests.get(digests.len() - 32..);
+            }
+            let head_hash = match (last, &head) {
+                (Some(digest), _) => hex::encode(digest),
+                (None, Some(head)) => head.hash.clone(),
+                (None, None) => GENESIS.to_owned(),
+            };
+            sqlx::query("INSERT INTO chain_head (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash")
+                .bind(seq)
+                .bind(head_hash)
+                .execute(&mut *tx)
+                .await?;
+            settle_pg(&mut tx, &settles, &entries.run_id).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// What made the entries final, in the append's transaction (as `trail::settle` for
+/// `state.db`). An intent that is no longer pending was settled by another instance that
+/// took over: the append is refused, so no batch is ever entered twice.
+async fn settle_pg(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    settles: &OwnedSettles,
+    run_id: &str,
+) -> Result<(), StateError> {
+    match settles {
+        OwnedSettles::Intent(batch_id) => {
+            let gone = sqlx::query("DELETE FROM pending WHERE batch_id = $1")
+                .bind(batch_id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            if gone != 1 {
+                return Err(StateError::Io(format!(
+                    "batch {batch_id} is no longer pending: another instance settled it after taking over; this one appends nothing for it"
+                )));
+            }
+        }
+        OwnedSettles::Hold(seen) => {
+            sqlx::query("INSERT INTO holds_seen (name, fingerprint, database, tbl, active) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active")
+                .bind(&seen.name)
+                .bind(&seen.fingerprint)
+                .bind(&seen.database)
+                .bind(&seen.table)
+                .bind(i64::from(seen.active))
+                .execute(&mut **tx)
+                .await?;
+        }
+        OwnedSettles::Rule(change) => {
+            let s = &change.seen;
+            sqlx::query("INSERT INTO rules_seen (name, fingerprint, database, tbl, active, locked, line, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, database = excluded.database, tbl = excluded.tbl, active = excluded.active, locked = excluded.locked, line = excluded.line, changed_at = excluded.changed_at")
+                .bind(&s.name)
+                .bind(&s.fingerprint)
+                .bind(&s.database)
+                .bind(&s.table)
+                .bind(i64::from(s.active))
+                .bind(i64::from(s.locked))
+                .bind(s.line)
+                .bind(&s.changed_at)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("INSERT INTO rule_versions (name, fingerprint, definition, first_seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .bind(&s.name)
+                .bind(&s.fingerprint)
+                .bind(&change.definition)
+                .bind(&s.changed_at)
+                .execute(&mut **tx)
+                .await?;
+            if change.uses_unlock {
+                sqlx::query("UPDATE rule_unlocks SET used_at = $1, used_by = $2 WHERE name = $3 AND used_at IS NULL")
+                    .bind(&s.changed_at)
+                    .bind(run_id)
+                    .bind(&s.name)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        OwnedSettles::RuleUnlock(u) => {
+            sqlx::query("INSERT INTO rule_unlocks (name, fingerprint, reason, unlocked_at, run_id) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&u.name)
+                .bind(&u.fingerprint)
+                .bind(&u.reason)
+                .bind(&u.unlocked_at)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())
