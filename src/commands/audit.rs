@@ -35,14 +35,14 @@ pub async fn verify_trail(
     let Some(state) = open_state(&config).await? else {
         return match anchor {
             Some(a) => {
-                writeln!(out, "audit trail BROKEN: there is no trail (state directory {}), but --anchor {a} says there was one", config.daemon.state_dir.display())?;
+                writeln!(out, "audit trail BROKEN: there is no trail ({}), but --anchor {a} says there was one", config.daemon.state_place())?;
                 Ok(Status::Failed)
             }
             None => {
                 writeln!(
                     out,
                     "audit trail is empty (no pass has run yet; state directory {})",
-                    config.daemon.state_dir.display()
+                    config.daemon.state_place()
                 )?;
                 Ok(Status::Success)
             }

@@ -35,8 +35,8 @@ pub async fn report(
         .map_err(CommandError::runtime)?
         .ok_or_else(|| {
             CommandError::Runtime(format!(
-                "no pass has run yet (state directory {}); run `retentiond run --once` first",
-                config.daemon.state_dir.display()
+                "no pass has run yet ({}); run `retentiond run --once` first",
+                config.daemon.state_place()
             ))
         })?;
     let text = report_from(&config, &state, which, format).await;

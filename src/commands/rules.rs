@@ -223,8 +223,8 @@ fn no_history(config: &Config, format: Format, out: Out<'_>) -> Result<Status, C
         Format::Text => {
             writeln!(
                 out,
-                "no rule history yet: no pass has run (state directory {})",
-                config.daemon.state_dir.display()
+                "no rule history yet: no pass has run ({})",
+                config.daemon.state_place()
             )?;
             Ok(Status::Success)
         }

@@ -175,6 +175,17 @@ pub struct Daemon {
     pub parallel: usize,
 }
 
+impl Daemon {
+    /// Where the state is, for messages: `state directory /var/lib/retentiond`, or `state
+    /// database postgres://retentiond:***@db1/retentiond` with `state_url` (masked).
+    pub fn state_place(&self) -> String {
+        match &self.state_url {
+            Some(url) => format!("state database {}", mask_url(url)),
+            None => format!("state directory {}", self.state_dir.display()),
+        }
+    }
+}
+
 /// Where a database password comes from. Never stored in the main config file.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {

@@ -23,6 +23,7 @@ use super::version::{GENESIS, SCHEMA_VERSION};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -53,6 +54,10 @@ pub const LEASE_POLL: Duration = Duration::from_secs(1);
 /// How long one write of a pass (an intent, an append) may take before this instance gives
 /// its session up: a write that hangs on a cut network must not hold a batch open forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long opening a session to the state may take (a black-holed host would otherwise
+/// hold a standby, and its answer to a stop signal, for minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the lease's session may take to answer before this instance considers it lost.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -202,6 +207,8 @@ pub(crate) struct PgStore {
     options: PgConnectOptions,
     /// The pass session, while this process holds the pass lock.
     pass: Arc<Mutex<Option<PgConnection>>>,
+    /// Whether a [`PassSession`] of this process is alive.
+    held: Arc<AtomicBool>,
     /// When this process last gave the pass lock back: the server ends that session a
     /// moment after its socket closes, so a pass that follows at once retries briefly.
     released: Arc<std::sync::Mutex<Option<Instant>>>,
@@ -240,6 +247,7 @@ impl PgStore {
             masked_url,
             options,
             pass: Arc::new(Mutex::new(None)),
+            held: Arc::new(AtomicBool::new(false)),
             released: Arc::new(std::sync::Mutex::new(None)),
         };
         if create {
@@ -252,21 +260,38 @@ impl PgStore {
     }
 
     async fn create_schema(&self) -> Result<(), StateError> {
+        if self.is_current().await? {
+            // Nothing to create: no DDL, which would take locks that queue behind a reader
+            // of `audit` and hold up the acting instance's appends (and needs privileges a
+            // role that only uses the schema may lack).
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
+        // Never wait long behind a reader for a lock DDL needs: fail, saying so, instead.
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(LOCK_CLASS)
             .bind(SCHEMA_LOCK)
             .execute(&mut *tx)
             .await?;
-        sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS retentiond")
-            .execute(&mut *tx)
-            .await
+        let has_schema: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(SCHEMA_NAME)
+                .fetch_one(&mut *tx)
+                .await?;
+        if !has_schema {
+            sqlx::raw_sql("CREATE SCHEMA retentiond")
+                .execute(&mut *tx)
+                .await
             .map_err(|e| {
                 StateError::Io(format!(
                     "cannot create the schema retentiond in the state database at {}: {e}; grant this user CREATE on that database, or create the schema for it",
                     self.masked_url
                 ))
             })?;
+        }
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
         let version: Option<String> =
             sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema'")
@@ -315,6 +340,30 @@ impl PgStore {
         self.refuse_newer(version)
     }
 
+    /// Whether the schema exists whole at this build's version, so that opening it needs
+    /// no DDL at all.
+    async fn is_current(&self) -> Result<bool, StateError> {
+        if !self.has_state().await? {
+            return Ok(false);
+        }
+        let version: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'schema'")
+                .fetch_optional(&self.pool)
+                .await?;
+        let installation: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'installation'")
+                .fetch_optional(&self.pool)
+                .await?;
+        let version = version.and_then(|v| v.parse::<i64>().ok());
+        if let Some(v) = version.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StateError::Io(format!(
+                "the state at {} was written by a newer retentiond (state schema {v}; this one knows up to {SCHEMA_VERSION}); run that version, or upgrade this one",
+                self.masked_url
+            )));
+        }
+        Ok(version == Some(SCHEMA_VERSION) && installation.is_some())
+    }
+
     /// Whether the schema holds a state (read-only commands report "no state yet"
     /// otherwise, as for a missing `state.db`).
     pub async fn has_state(&self) -> Result<bool, StateError> {
@@ -330,19 +379,40 @@ impl PgStore {
     /// A session of its own (not from the pool): a lock held on it lives exactly as long
     /// as it does.
     async fn session(&self) -> Result<PgConnection, StateError> {
-        PgConnection::connect_with(&self.options)
-            .await
-            .map_err(|e| {
-                StateError::Io(format!(
-                    "cannot connect to the state database at {}: {e}",
-                    self.masked_url
-                ))
-            })
+        let cannot = |e: String| {
+            StateError::Io(format!(
+                "cannot connect to the state database at {}: {e}",
+                self.masked_url
+            ))
+        };
+        let mut conn =
+            tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options))
+                .await
+                .map_err(|_| cannot(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+                .map_err(|e| cannot(e.to_string()))?;
+        // A lock lives as long as its session: a server that ends idle sessions
+        // (`idle_session_timeout`, PostgreSQL 14 and later) must not end these. Older
+        // servers have no such setting and no such timeout.
+        let _ = sqlx::query("SET idle_session_timeout = 0")
+            .execute(&mut conn)
+            .await;
+        Ok(conn)
     }
 
     /// Takes the pass lock on a session of its own, through which the pass's intents and
     /// appends are then written; fails at once if another process holds it.
     pub async fn lock_pass(&self) -> Result<PassSession, StateError> {
+        if self.held.load(Ordering::SeqCst) {
+            // A pass of this very process holds it (as a second flock of retentiond.lock
+            // would be refused).
+            return Err(StateError::BusyElsewhere(self.masked_url.clone()));
+        }
+        // A pass whose guard was dropped while one of its writes was still in flight
+        // leaves its session behind: end it, so that its lock is released.
+        if let Some(left) = self.pass.lock().await.take() {
+            let _ = left.close().await;
+            self.mark_released();
+        }
         let mut conn = self.session().await?;
         // Commits through this session are durable whatever the server's default.
         sqlx::query("SET synchronous_commit = on")
@@ -363,9 +433,11 @@ impl PgStore {
                 .await?;
             if got {
                 *self.pass.lock().await = Some(conn);
+                self.held.store(true, Ordering::SeqCst);
                 return Ok(PassSession {
                     slot: self.pass.clone(),
                     released: self.released.clone(),
+                    held: self.held.clone(),
                 });
             }
             if n + 1 < tries {
@@ -374,6 +446,14 @@ impl PgStore {
         }
         let _ = conn.close().await;
         Err(StateError::BusyElsewhere(self.masked_url.clone()))
+    }
+
+    /// Notes that this process just ended a session holding the pass lock: the server
+    /// releases it a moment later, so the next `lock_pass` retries briefly.
+    fn mark_released(&self) {
+        if let Ok(mut r) = self.released.lock() {
+            *r = Some(Instant::now());
+        }
     }
 
     /// Takes the lease if no other instance holds it.
@@ -419,6 +499,7 @@ impl PgStore {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 slot.take();
+                self.mark_released();
                 Err(match e {
                     StateError::Db(db) => {
                         StateError::LostLock(self.masked_url.clone(), format!("{what}: {db}"))
@@ -428,6 +509,7 @@ impl PgStore {
             }
             Err(_) => {
                 slot.take();
+                self.mark_released();
                 Err(StateError::LostLock(
                     self.masked_url.clone(),
                     format!("{what}: no answer within {} s", WRITE_TIMEOUT.as_secs()),
@@ -450,21 +532,41 @@ impl PgStore {
 pub(crate) struct PassSession {
     slot: Arc<Mutex<Option<PgConnection>>>,
     released: Arc<std::sync::Mutex<Option<Instant>>>,
+    held: Arc<AtomicBool>,
 }
 
 impl Drop for PassSession {
     fn drop(&mut self) {
-        // The pass is over when its lock is dropped: nothing else holds the slot then.
-        let conn = match self.slot.try_lock() {
-            Ok(mut slot) => slot.take(),
-            Err(_) => None,
-        };
+        self.held.store(false, Ordering::SeqCst);
         if let Ok(mut r) = self.released.lock() {
             *r = Some(Instant::now());
         }
-        // Dropping the connection closes its socket: the server ends the session, and the
-        // lock with it, a moment later.
-        drop(conn);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        match (self.slot.try_lock(), runtime) {
+            // Ended cleanly (Terminate), so the server releases the lock at once.
+            (Ok(mut slot), Some(rt)) => {
+                if let Some(conn) = slot.take() {
+                    rt.spawn(async move {
+                        let _ = conn.close().await;
+                    });
+                }
+            }
+            // Dropping the connection closes its socket: the server ends the session, and
+            // the lock with it, a moment later.
+            (Ok(mut slot), None) => drop(slot.take()),
+            // A write of this pass is still in flight (a task confirming a batch after the
+            // pass was abandoned): end the session once it is done.
+            (Err(_), Some(rt)) => {
+                let slot = self.slot.clone();
+                rt.spawn(async move {
+                    if let Some(conn) = slot.lock().await.take() {
+                        let _ = conn.close().await;
+                    }
+                });
+            }
+            // No runtime: the process is ending, and its sockets with it.
+            (Err(_), None) => {}
+        }
     }
 }
 

@@ -62,6 +62,13 @@ impl State {
     ) -> Result<RequestRow, StateError> {
         super::on_pool!(self, pool => {
         let mut tx = pool.begin_with(self.write_transaction()).await?;
+        if self.is_postgres() {
+            // Two hosts registering at once must not count the same ids (SQLite's
+            // BEGIN IMMEDIATE serializes them; this does in PostgreSQL).
+            sqlx::query("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         let prefix = format!("REQ-{year}-");
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM requests WHERE id LIKE $1")
             .bind(format!("{prefix}%"))
