@@ -10,7 +10,7 @@
 use crate::helpers::{run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use chrono::Datelike;
 use retentiond::state::requests::{OutcomeRow, FOUND, KEPT};
-use retentiond::state::{Intent, State};
+use retentiond::state::Intent;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -172,7 +172,7 @@ async fn record_found(db: &TestDb, id: &str, found: &[(&str, i64)]) {
         .iter()
         .map(|(s, n)| outcome(s, "", *n, None))
         .collect();
-    let state = State::open(&db.state_dir()).await.expect("state");
+    let state = db.open_state().await;
     state
         .record_outcomes(id, FOUND, &rows)
         .await
@@ -184,7 +184,9 @@ async fn record_found(db: &TestDb, id: &str, found: &[(&str, i64)]) {
 /// anonymous (audit entries under the request), one customer record held and her
 /// invoices kept by law (recorded as kept).
 async fn erase_jane(db: &TestDb, id: &str) {
-    let state = State::open(&db.state_dir()).await.expect("state");
+    let state = db.open_state().await;
+    // Intents and appends are written under the pass lock (on PostgreSQL, through its session).
+    let _lock = state.lock_pass().await.expect("pass lock");
     let batches = [
         ("crm-prospects", "prospects", "delete", vec!["1", "3"]),
         ("crm-customers", "customers", "anonymize", vec!["10"]),

@@ -1,8 +1,7 @@
 //! `audit verify` proves the trail whole, and names the first entry that was edited,
 //! removed or reordered in the state database.
 
-use crate::helpers::{run, ConfigBuilder, Kind, RuleSpec, TestDb};
-use retentiond::state::State;
+use crate::helpers::{raw, run, ConfigBuilder, Kind, RuleSpec, TestDb};
 
 /// A trail of six: the rule's `rule-start` (entry 1), then five deletions (2 to 6).
 async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
@@ -30,12 +29,22 @@ async fn trail_of_five() -> Option<(TestDb, std::path::PathBuf)> {
     Some((db, config))
 }
 
+/// Runs `sql` (statements separated by `; `) on the trail: through the view `audit` in
+/// `state.db`; on the PostgreSQL state, whose view takes no writes, on `audit_entry`.
 async fn tamper(db: &TestDb, sql: &str) {
-    let state = State::open(&db.state_dir()).await.expect("state");
-    sqlx::raw_sql(sql)
-        .execute(state.pool().expect("state.db"))
-        .await
-        .expect("tamper");
+    let state = db.state_sql().await;
+    let sql = match db.state_url {
+        Some(_) => sql
+            .replace("UPDATE audit SET", "UPDATE audit_entry SET")
+            .replace("DELETE FROM audit WHERE", "DELETE FROM audit_entry WHERE"),
+        None => sql.to_owned(),
+    };
+    for stmt in sql.split("; ") {
+        state
+            .execute(&raw(&state, stmt))
+            .await
+            .unwrap_or_else(|e| panic!("tamper {stmt}: {e}"));
+    }
     state.close().await;
 }
 

@@ -1,7 +1,9 @@
 //! The invariant that matters most: whatever moment the process is killed with SIGKILL,
 //! every record acted on has exactly one audit entry and no entry exists for an action
 //! that did not happen. The real binary is killed mid-pass again and again; after the
-//! last pass, the trail is compared with the database key by key.
+//! last pass, the trail is compared with the database key by key. The `..._state_in_postgres`
+//! variants keep the trail in PostgreSQL (`[daemon] state_url`) whatever
+//! `RETENTIOND_TEST_STATE` says, so that plain `cargo test` covers that store too.
 
 use crate::helpers::{audit_keys, command, config_head, run, write_config, Kind, TestDb};
 use std::collections::BTreeSet;
@@ -13,6 +15,12 @@ async fn killed_again_and_again(kind: Kind) {
     let Some(db) = TestDb::new(kind).await else {
         return;
     };
+    killed_again_and_again_on(db).await;
+}
+
+/// The storm on `db`, whose state is wherever its config puts it.
+async fn killed_again_and_again_on(db: TestDb) {
+    let kind = db.kind;
     let text = if kind == Kind::MySql {
         "VARCHAR(100)"
     } else {
@@ -131,6 +139,12 @@ batch_size = 5
         "one entry per record acted on, none missing"
     );
     run(&config, &["audit", "verify"]).assert_code(0);
+    if db.state_url.is_some() {
+        assert!(
+            !db.state_dir().join("state.db").exists(),
+            "the trail was to be kept in PostgreSQL, not in state.db"
+        );
+    }
 }
 
 #[tokio::test]
@@ -146,4 +160,20 @@ async fn sigkill_at_any_moment_leaves_the_trail_whole_on_postgres() {
 #[tokio::test]
 async fn sigkill_at_any_moment_leaves_the_trail_whole_on_mariadb() {
     killed_again_and_again(Kind::MySql).await;
+}
+
+#[tokio::test]
+async fn sigkill_at_any_moment_leaves_the_trail_whole_on_sqlite_with_the_state_in_postgres() {
+    let Some(db) = TestDb::with_postgres_state(Kind::Sqlite).await else {
+        return;
+    };
+    killed_again_and_again_on(db).await;
+}
+
+#[tokio::test]
+async fn sigkill_at_any_moment_leaves_the_trail_whole_on_postgres_with_the_state_in_postgres() {
+    let Some(db) = TestDb::with_postgres_state(Kind::Postgres).await else {
+        return;
+    };
+    killed_again_and_again_on(db).await;
 }

@@ -2,9 +2,7 @@
 //! caught up once, SIGHUP reload (valid and invalid), SIGTERM mid-purge, sd_notify
 //! messages, and the metrics endpoint.
 
-use crate::helpers::{audit_keys, command, run, ConfigBuilder, Kind, RuleSpec, TestDb};
-use retentiond::state::State;
-use sqlx::Row;
+use crate::helpers::{audit_keys, command, raw, run, ConfigBuilder, Kind, RuleSpec, TestDb};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -68,23 +66,36 @@ impl Drop for Daemon {
 }
 
 /// Finished passes as (started_at, finished_at), oldest first.
-async fn passes(state_dir: &Path) -> Vec<(String, String)> {
-    if !state_dir.join("state.db").exists() {
+async fn passes(db: &TestDb) -> Vec<(String, String)> {
+    if db.state_url.is_none() && !db.state_dir().join("state.db").exists() {
         return Vec::new();
     }
-    let state = State::open(state_dir).await.expect("state");
-    let rows = sqlx::query("SELECT started_at, finished_at FROM runs WHERE finished_at IS NOT NULL ORDER BY started_at")
-        .fetch_all(state.pool().expect("state.db"))
-        .await
-        .expect("runs");
+    let state = db.state_sql().await;
+    let rows = state
+        .fetch_texts(&raw(
+            &state,
+            "SELECT started_at, finished_at FROM runs WHERE finished_at IS NOT NULL ORDER BY started_at",
+        ))
+        .await;
     state.close().await;
-    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    match rows {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| {
+                let mut r = r.into_iter().map(Option::unwrap_or_default);
+                (r.next().unwrap_or_default(), r.next().unwrap_or_default())
+            })
+            .collect(),
+        // The PostgreSQL state before the daemon created its schema.
+        Err(_) if db.state_url.is_some() => Vec::new(),
+        Err(e) => panic!("runs: {e}"),
+    }
 }
 
-async fn wait_for_passes(state_dir: &Path, n: usize, limit: Duration) -> Vec<(String, String)> {
+async fn wait_for_passes(db: &TestDb, n: usize, limit: Duration) -> Vec<(String, String)> {
     let start = Instant::now();
     loop {
-        let p = passes(state_dir).await;
+        let p = passes(db).await;
         if p.len() >= n || start.elapsed() > limit {
             return p;
         }
@@ -134,7 +145,7 @@ async fn passes_run_on_schedule_and_never_overlap() {
         rule().batch_size(1).batch_pause("100 ms"),
     );
     let mut d = Daemon::start(&config, &[]);
-    let p = wait_for_passes(&db.state_dir(), 3, Duration::from_secs(15)).await;
+    let p = wait_for_passes(&db, 3, Duration::from_secs(15)).await;
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(10)), 0, "{}", d.log());
     assert!(
@@ -159,7 +170,7 @@ async fn a_pass_missed_while_down_is_caught_up_once_at_start() {
     let Some(db) = table_db(3).await else { return };
     // Daily at 03:00; the history says the rule last ran three days ago.
     let config = with_schedule(&db, "0 0 3 * * *", rule());
-    let state = State::open(&db.state_dir()).await.expect("state");
+    let state = db.open_state().await;
     let long_ago = retentiond::state::time_text(chrono::Utc::now() - chrono::Duration::days(3));
     state
         .mark_rules_started(&["old-events"], &long_ago)
@@ -167,11 +178,11 @@ async fn a_pass_missed_while_down_is_caught_up_once_at_start() {
         .expect("history");
     state.close().await;
     let mut d = Daemon::start(&config, &[]);
-    let p = wait_for_passes(&db.state_dir(), 1, Duration::from_secs(10)).await;
+    let p = wait_for_passes(&db, 1, Duration::from_secs(10)).await;
     assert_eq!(p.len(), 1, "log:\n{}", d.log());
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        passes(&db.state_dir()).await.len(),
+        passes(&db).await.len(),
         1,
         "caught up once, not again"
     );
@@ -200,11 +211,11 @@ async fn sighup_applies_a_valid_config_and_keeps_the_old_one_when_invalid() {
         "the log says exactly why: {}",
         d.log()
     );
-    assert!(passes(&db.state_dir()).await.is_empty());
+    assert!(passes(&db).await.is_empty());
     // A valid file with a per-second schedule: takes effect.
     with_schedule(&db, "* * * * * *", rule());
     d.signal("HUP");
-    let p = wait_for_passes(&db.state_dir(), 1, Duration::from_secs(10)).await;
+    let p = wait_for_passes(&db, 1, Duration::from_secs(10)).await;
     assert!(
         !p.is_empty(),
         "the reloaded schedule ran no pass; log:\n{}",
@@ -299,7 +310,7 @@ async fn the_metrics_endpoint_answers_with_the_counters() {
     config.metrics_listen = Some(format!("127.0.0.1:{port}"));
     let config = config.write(&db);
     let mut d = Daemon::start(&config, &[]);
-    wait_for_passes(&db.state_dir(), 1, Duration::from_secs(10)).await;
+    wait_for_passes(&db, 1, Duration::from_secs(10)).await;
     let scrape = || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to metrics");

@@ -26,6 +26,40 @@ pub struct TestDb {
     name: String,
     /// Holds the SQLite file and the test's state directory.
     pub dir: tempfile::TempDir,
+    /// `[daemon] state_url`: a PostgreSQL database of the test's own for the state, under
+    /// `RETENTIOND_TEST_STATE=postgres` (or [`TestDb::with_postgres_state`]); `None` keeps
+    /// the state in `state_dir/state.db`.
+    pub state_url: Option<String>,
+    /// The name of that state database, dropped with the test.
+    state_db: Option<String>,
+}
+
+/// Whether the suite keeps the state in PostgreSQL (`RETENTIOND_TEST_STATE=postgres`)
+/// rather than `state_dir/state.db`.
+pub fn postgres_state() -> bool {
+    std::env::var("RETENTIOND_TEST_STATE").is_ok_and(|v| v == "postgres")
+}
+
+/// Skips the calling test (returns `true`, with one line saying why) when the suite keeps
+/// the state in PostgreSQL and the test can only check `state.db`.
+pub fn sqlite_state_only(why: &str) -> bool {
+    if postgres_state() {
+        eprintln!("skipped under RETENTIOND_TEST_STATE=postgres: {why}");
+        return true;
+    }
+    false
+}
+
+/// The PostgreSQL server's admin URL for test databases, and the URL of a database `name`
+/// on it.
+fn postgres_urls(name: &str) -> (String, String) {
+    let base = std::env::var("RETENTIOND_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let root = base
+        .rsplit_once('/')
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or(base.clone());
+    (base, format!("{root}/{name}"))
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -65,19 +99,42 @@ fn server_missing(kind: Kind, url: &str, e: &dyn std::fmt::Display) -> Option<Te
 
 impl TestDb {
     /// A fresh database, or `None` (locally, with a loud message) if the server is down.
+    /// Under `RETENTIOND_TEST_STATE=postgres` the state is kept in a PostgreSQL database
+    /// of its own too (`state_url`).
     pub async fn new(kind: Kind) -> Option<TestDb> {
+        if postgres_state() {
+            TestDb::with_postgres_state(kind).await
+        } else {
+            TestDb::target(kind).await
+        }
+    }
+
+    /// A fresh database whose state is kept in a PostgreSQL database of its own
+    /// (`[daemon] state_url`), whatever `RETENTIOND_TEST_STATE` says.
+    pub async fn with_postgres_state(kind: Kind) -> Option<TestDb> {
+        let mut db = TestDb::target(kind).await?;
+        let name = unique_name();
+        let (admin_url, url) = postgres_urls(&name);
+        let admin = match Db::connect(&spec("admin", &admin_url)).await {
+            Ok(a) => a,
+            Err(e) => return server_missing(Kind::Postgres, &admin_url, &e),
+        };
+        admin
+            .execute(&raw(&admin, &format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create the test's state database");
+        admin.close().await;
+        db.state_url = Some(url);
+        db.state_db = Some(name);
+        Some(db)
+    }
+
+    /// A fresh database on `kind`, the state in `state_dir`.
+    async fn target(kind: Kind) -> Option<TestDb> {
         let dir = tempfile::tempdir().expect("temp dir");
         let name = unique_name();
         let (admin_url, url) = match kind {
-            Kind::Postgres => {
-                let base = std::env::var("RETENTIOND_TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                let root = base
-                    .rsplit_once('/')
-                    .map(|(r, _)| r.to_owned())
-                    .unwrap_or(base.clone());
-                (base, format!("{root}/{name}"))
-            }
+            Kind::Postgres => postgres_urls(&name),
             Kind::MySql => {
                 let base = std::env::var("RETENTIOND_TEST_MYSQL_URL")
                     .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into());
@@ -114,6 +171,8 @@ impl TestDb {
             admin_url,
             name,
             dir,
+            state_url: None,
+            state_db: None,
         })
     }
 
@@ -150,6 +209,40 @@ impl TestDb {
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
+
+    /// The URL of the store that holds the test's state: `state_dir/state.db`, or the
+    /// PostgreSQL state database with its schema `retentiond` first on the search path.
+    pub fn state_store_url(&self) -> String {
+        match &self.state_url {
+            Some(url) => format!("{url}?options[search_path]=retentiond"),
+            None => format!("sqlite://{}", self.state_dir().join("state.db").display()),
+        }
+    }
+
+    /// A connection to the test's state store, for tests that read or tamper with it in
+    /// SQL both stores accept.
+    pub async fn state_sql(&self) -> Db {
+        Db::connect(&spec("state", &self.state_store_url()))
+            .await
+            .expect("connect to the test's state")
+    }
+
+    /// The test's state, opened as the binary opens it (`state_url`, else
+    /// `state_dir/state.db`, created if missing).
+    pub async fn open_state(&self) -> retentiond::state::State {
+        let daemon = self.daemon_config();
+        retentiond::state::State::open_for(&daemon)
+            .await
+            .expect("open the test's state")
+    }
+
+    /// The `[daemon]` settings `ConfigBuilder::new(self)` writes.
+    fn daemon_config(&self) -> retentiond::config::Daemon {
+        let path = self.dir.path().join("state-of-test.toml");
+        retentiond::config::parse(&path, &ConfigBuilder::new(self).to_toml())
+            .unwrap_or_else(|e| panic!("the test's config: {e}"))
+            .daemon
+    }
 }
 
 /// Raw SQL for fixtures.
@@ -161,24 +254,35 @@ pub fn raw(db: &Db, s: &str) -> Sql {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if self.kind == Kind::Sqlite {
+        // (admin URL, database, kind) of each server database the test made.
+        let mut made = Vec::new();
+        if self.kind != Kind::Sqlite {
+            made.push((self.admin_url.clone(), self.name.clone(), self.kind));
+        }
+        if let Some(name) = self.state_db.take() {
+            made.push((postgres_urls(&name).0, name, Kind::Postgres));
+        }
+        if made.is_empty() {
             return;
         }
-        let (admin_url, name, kind) = (self.admin_url.clone(), self.name.clone(), self.kind);
-        // Drop is synchronous; the database is dropped on a runtime of its own.
+        // Drop is synchronous; the databases are dropped on a runtime of its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async {
-                if let Ok(admin) = Db::connect(&spec("admin", &admin_url)).await {
-                    let stmt = match kind {
-                        Kind::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                        _ => format!("DROP DATABASE IF EXISTS {name}"),
-                    };
-                    let _ = admin.execute(&raw(&admin, &stmt)).await;
-                    admin.close().await;
+                for (admin_url, name, kind) in made {
+                    if let Ok(admin) = Db::connect(&spec("admin", &admin_url)).await {
+                        let stmt = match kind {
+                            Kind::Postgres => {
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                            }
+                            _ => format!("DROP DATABASE IF EXISTS {name}"),
+                        };
+                        let _ = admin.execute(&raw(&admin, &stmt)).await;
+                        admin.close().await;
+                    }
                 }
             });
         })
@@ -383,6 +487,8 @@ impl RuleSpec {
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     pub state_dir: PathBuf,
+    /// `[daemon] state_url`, written right after `state_dir` when set.
+    pub state_url: Option<String>,
     pub schedule: Option<String>,
     pub timezone: Option<String>,
     pub report_language: Option<String>,
@@ -400,6 +506,7 @@ impl ConfigBuilder {
     pub fn new(db: &TestDb) -> ConfigBuilder {
         ConfigBuilder {
             state_dir: db.state_dir(),
+            state_url: db.state_url.clone(),
             schedule: Some("0 30 2 * * *".into()),
             timezone: Some("Europe/Brussels".into()),
             report_language: Some("en".into()),
@@ -429,6 +536,7 @@ impl ConfigBuilder {
         let state_dir = self.state_dir.display().to_string();
         let daemon = [
             ("state_dir", Some(&state_dir)),
+            ("state_url", self.state_url.as_ref()),
             ("schedule", self.schedule.as_ref()),
             ("timezone", self.timezone.as_ref()),
             ("report_language", self.report_language.as_ref()),

@@ -606,6 +606,7 @@ async fn a_mariadb_replica_with_its_sql_thread_stopped_halts_the_purge_within_on
     let replica = pair.replica("shop");
     let config = ConfigBuilder {
         state_dir: state.path().join("state"),
+        state_url: None,
         schedule: Some("0 30 2 * * *".into()),
         timezone: Some("Europe/Brussels".into()),
         report_language: Some("en".into()),

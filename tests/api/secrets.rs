@@ -5,7 +5,7 @@
 //! e-mail address it protects) reaches the log only: the run summary, the reports and the
 //! state database say the code and a class in plain words.
 
-use crate::helpers::{run, ConfigBuilder, DatabaseEntry, Kind, RuleSpec, Run, TestDb};
+use crate::helpers::{raw, run, ConfigBuilder, DatabaseEntry, Kind, RuleSpec, Run, TestDb};
 use std::path::{Path, PathBuf};
 
 /// The password: its '/' ends the host for a URL parser, which is how it leaked.
@@ -63,6 +63,44 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// Panics if any of `needles` is in any row of any table of the PostgreSQL state.
+async fn assert_postgres_state_free_of(db: &TestDb, needles: &[&str]) {
+    let state = db.state_sql().await;
+    let tables = state
+        .fetch_texts(&raw(
+            &state,
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'retentiond' AND table_type = 'BASE TABLE'",
+        ))
+        .await
+        .expect("the state's tables");
+    assert!(
+        tables
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|t| t == "audit_entry"),
+        "no trail in the PostgreSQL state: {tables:?}"
+    );
+    for table in tables.into_iter().flatten().flatten() {
+        let rows = state
+            .fetch_texts(&raw(
+                &state,
+                &format!("SELECT CAST(t AS TEXT) FROM {table} t"),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("rows of {table}: {e}"));
+        for row in rows.iter().flatten().flatten() {
+            for needle in needles {
+                assert!(
+                    !row.contains(needle),
+                    "{needle:?} is in the state table {table}: {row}"
+                );
+            }
+        }
+    }
+    state.close().await;
+}
+
 fn holds(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -70,14 +108,18 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
 }
 
 /// Panics if any of `needles` is in the state directory of `db` (the state database, its
-/// journal files, the saved reports).
-fn assert_state_dir_free_of(db: &TestDb, needles: &[&str]) {
+/// journal files, the saved reports), or in the PostgreSQL state when it is kept there.
+async fn assert_state_dir_free_of(db: &TestDb, needles: &[&str]) {
     let files = files_under(&db.state_dir());
-    assert!(
-        files.iter().any(|(p, _)| p.ends_with("state.db")),
-        "no state.db under {}",
-        db.state_dir().display()
-    );
+    if db.state_url.is_some() {
+        assert_postgres_state_free_of(db, needles).await;
+    } else {
+        assert!(
+            files.iter().any(|(p, _)| p.ends_with("state.db")),
+            "no state.db under {}",
+            db.state_dir().display()
+        );
+    }
     assert!(
         files
             .iter()
@@ -112,7 +154,7 @@ fn every_command(config: &Path) -> Vec<Run> {
 /// Runs every command on `config` (whose `secret-*` databases hold the password in `forms`
 /// and whose `main` database works) and finds the password nowhere, and its mask in
 /// `check`.
-fn assert_password_never_shown(db: &TestDb, config: &Path, forms: &[&str]) {
+async fn assert_password_never_shown(db: &TestDb, config: &Path, forms: &[&str]) {
     let runs = every_command(config);
     for r in &runs {
         for piece in SECRET_PIECES {
@@ -134,7 +176,7 @@ fn assert_password_never_shown(db: &TestDb, config: &Path, forms: &[&str]) {
         }
     }
     runs[4].assert_code(0);
-    assert_state_dir_free_of(db, &SECRET_PIECES);
+    assert_state_dir_free_of(db, &SECRET_PIECES).await;
 }
 
 /// A config with `main` (`db`, one healthy rule) and one `secret-FORM` database per URL,
@@ -178,7 +220,7 @@ async fn a_password_in_a_url_to_an_unreachable_server_is_never_shown() {
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
     let urls = secret_urls("postgres://retentiond@127.0.0.1:1/hr");
     let config = secret_config(&db, "people", &urls);
-    assert_password_never_shown(&db, &config, &["userinfo", "encoded", "query"]);
+    assert_password_never_shown(&db, &config, &["userinfo", "encoded", "query"]).await;
     assert_eq!(
         db.count("SELECT COUNT(*) FROM people").await,
         1,
@@ -203,7 +245,7 @@ async fn a_password_in_a_url_to_a_live_server_is_never_shown(kind: Kind) {
             .await;
     }
     let config = secret_config(&db, "people", &urls);
-    assert_password_never_shown(&db, &config, &["userinfo", "encoded", "query"]);
+    assert_password_never_shown(&db, &config, &["userinfo", "encoded", "query"]).await;
 }
 
 #[tokio::test]
@@ -266,7 +308,7 @@ async fn a_trigger_quoting_a_record_stays_in_the_log(kind: Kind, trigger: &[&str
             ));
         }
     }
-    assert_state_dir_free_of(&db, &[EMAIL]);
+    assert_state_dir_free_of(&db, &[EMAIL]).await;
     assert_eq!(
         db.count("SELECT COUNT(*) FROM people").await,
         2,
