@@ -181,11 +181,7 @@ async fn a_pass_missed_while_down_is_caught_up_once_at_start() {
     let p = wait_for_passes(&db, 1, Duration::from_secs(10)).await;
     assert_eq!(p.len(), 1, "log:\n{}", d.log());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        passes(&db).await.len(),
-        1,
-        "caught up once, not again"
-    );
+    assert_eq!(passes(&db).await.len(), 1, "caught up once, not again");
     d.signal("TERM");
     assert_eq!(d.wait_exit(Duration::from_secs(10)), 0);
     assert_eq!(db.count("SELECT COUNT(*) FROM events").await, 0);
