@@ -119,6 +119,16 @@ async fn missed(
 /// for a tick (a pass checks it again before it starts).
 const LEASE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How a pass ended, for the loop that runs them.
+enum PassEnd {
+    /// On to the next tick.
+    Done,
+    /// A stop signal.
+    Ended(Ended),
+    /// The lease was lost during the pass (which stopped after its batch in flight).
+    LostLease,
+}
+
 /// How acting ended.
 enum Acting {
     /// A stop signal.
@@ -308,11 +318,15 @@ impl Daemon<'_> {
             if !lease.holds().await {
                 return Ok(self.lost_lease());
             }
-            if let Some(ended) = self.pass(&next.rules).await {
-                if matches!(ended, Ended::Stopped(_)) {
-                    lease.release().await;
+            match self.pass(&next.rules, &mut lease).await {
+                PassEnd::Done => {}
+                PassEnd::LostLease => return Ok(self.lost_lease()),
+                PassEnd::Ended(ended) => {
+                    if matches!(ended, Ended::Stopped(_)) {
+                        lease.release().await;
+                    }
+                    return Ok(Acting::Ended(ended));
                 }
-                return Ok(Acting::Ended(ended));
             }
             due = next_due(&self.config, Utc::now());
         }
@@ -365,10 +379,11 @@ impl Daemon<'_> {
     }
 
     /// Runs one pass while still answering signals. `Some(ended)` when the daemon must stop.
-    async fn pass(&mut self, rules: &[String]) -> Option<Ended> {
+    async fn pass(&mut self, rules: &[String], lease: &mut Lease) -> PassEnd {
         let stop = CancellationToken::new();
         let mut reload = false;
         let mut stopped_by: Option<Stop> = None;
+        let mut lost_lease = false;
         let result = {
             let options = PassOptions {
                 rules: rules.to_vec(),
@@ -386,7 +401,7 @@ impl Daemon<'_> {
                             // Dropping the pass rolls back the batch in flight (or leaves
                             // its intent to be settled against the journal at next start).
                             tracing::warn!("second stop signal: stopping at once; the next start settles the batch in flight");
-                            return Some(Ended::Aborted(again));
+                            return PassEnd::Ended(Ended::Aborted(again));
                         }
                         Some(SignalTo::Shutdown(s)) => {
                             notify::stopping();
@@ -400,17 +415,29 @@ impl Daemon<'_> {
                         }
                         None => break (&mut pass).await,
                     },
+                    () = tokio::time::sleep(LEASE_CHECK), if !stop.is_cancelled() => {
+                        if !lease.holds().await {
+                            // Another instance may take over: it cannot write while this
+                            // pass holds the pass lock, but it should not have to wait.
+                            tracing::error!("lost the lease during a pass: finishing the batch in flight, then stopping this pass");
+                            lost_lease = true;
+                            stop.cancel();
+                        }
+                    }
                 }
             }
         };
         self.after_pass(rules, result).await;
         if let Some(s) = stopped_by {
-            return Some(Ended::Stopped(s));
+            return PassEnd::Ended(Ended::Stopped(s));
+        }
+        if lost_lease {
+            return PassEnd::LostLease;
         }
         if reload {
             self.reload().await;
         }
-        None
+        PassEnd::Done
     }
 
     /// Counts open and overdue requests for the metrics (best effort).

@@ -303,3 +303,91 @@ fn audit_keys_count(config: &Path) -> usize {
         .filter(|l| l.contains("\"delete\""))
         .count()
 }
+
+/// The lease's session ended under the acting instance (an administrator's
+/// `pg_terminate_backend`, a failover of the state database): it stops its pass after the
+/// batch in flight and waits as a standby, and the other instance takes over and carries
+/// on — still one entry per deleted record.
+#[tokio::test]
+async fn an_instance_that_loses_its_lease_mid_pass_stops_and_the_standby_takes_over() {
+    let Some(db) = TestDb::with_postgres_state(Kind::Postgres).await else {
+        return;
+    };
+    const ROWS: i64 = 5_000;
+    db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at DATE)")
+        .await;
+    db.exec(&format!(
+        "INSERT INTO events SELECT g, DATE '2001-01-01' FROM generate_series(1, {ROWS}) g"
+    ))
+    .await;
+    let state = sqlx::PgPool::connect(db.state_url.as_deref().expect("state_url"))
+        .await
+        .expect("state database");
+    let mut hosts = [
+        Instance::new(host_config(&db, "a")),
+        Instance::new(host_config(&db, "b")),
+    ];
+    hosts[0].start();
+    wait_until(Duration::from_secs(30), &hosts, "a acts", |h| h[0].acts()).await;
+    hosts[1].start();
+    wait_until(Duration::from_secs(30), &hosts, "b waits", |h| h[1].waits()).await;
+    let start = Instant::now();
+    while entries(&state).await < 50 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // End the lease's session on the server (class "RETD", object 2).
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380275268 AND objid = 2 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&state)
+    .await
+    .expect("terminate the lease session");
+    assert_eq!(ended, 1, "one session held the lease");
+    wait_until(
+        Duration::from_secs(30),
+        &hosts,
+        "a gives up and b takes over",
+        |h| h[0].log().contains("lost the lease") && h[1].acts(),
+    )
+    .await;
+    wait_until(Duration::from_secs(30), &hosts, "a waits again", |h| {
+        h[0].log()
+            .contains("standby: another instance holds the lease")
+    })
+    .await;
+    let before = entries(&state).await;
+    let start = Instant::now();
+    while entries(&state).await < before + 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "b made no progress; log:\n{}",
+            hosts[1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for h in &mut hosts {
+        assert_eq!(h.stop(), 0, "clean stop; log:\n{}", h.log());
+    }
+    state.close().await;
+    let config = hosts[1].config.clone();
+    let keys: Vec<String> = audit_keys(&config)
+        .into_iter()
+        .filter(|(_, action, _)| action == "delete")
+        .map(|(_, _, k)| k)
+        .collect();
+    let audited: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(audited.len(), keys.len(), "an entry for a record twice");
+    let present: BTreeSet<String> = db
+        .rows("events", &["id"])
+        .await
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let deleted: BTreeSet<String> = (1..=ROWS)
+        .map(|i| i.to_string())
+        .filter(|k| !present.contains(k))
+        .collect();
+    assert_eq!(deleted, audited, "the trail equals the data key by key");
+    run(&config, &["audit", "verify"]).assert_code(0);
+}
