@@ -233,7 +233,9 @@ impl PgStore {
                 ("tcp_user_timeout", "10000"),
             ]);
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            // `audit verify` reads with four at once (two halves, each with a session for its
+            // batches); a pass needs two.
+            .max_connections(6)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
