@@ -135,25 +135,62 @@ fn host_config(db: &TestDb, name: &str) -> PathBuf {
     path
 }
 
-#[tokio::test]
-async fn ten_kills_of_the_active_instance_hand_over_and_no_record_is_acted_on_twice() {
-    let Some(db) = TestDb::with_postgres_state(Kind::Postgres).await else {
-        return;
-    };
-    const ROWS: i64 = 20_000;
+/// A PostgreSQL target with `rows` expired events, a PostgreSQL state of its own, a
+/// session on that state, and two "hosts" configured on it (not started).
+async fn two_hosts(rows: i64) -> Option<(TestDb, sqlx::PgPool, [Instance; 2])> {
+    let db = TestDb::with_postgres_state(Kind::Postgres).await?;
     db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at DATE)")
         .await;
     db.exec(&format!(
-        "INSERT INTO events SELECT g, DATE '2001-01-01' FROM generate_series(1, {ROWS}) g"
+        "INSERT INTO events SELECT g, DATE '2001-01-01' FROM generate_series(1, {rows}) g"
     ))
     .await;
     let state = sqlx::PgPool::connect(db.state_url.as_deref().expect("state_url"))
         .await
         .expect("state database");
-    let mut hosts = [
+    let hosts = [
         Instance::new(host_config(&db, "a")),
         Instance::new(host_config(&db, "b")),
     ];
+    Some((db, state, hosts))
+}
+
+/// Every event deleted from `db` (of ids `1..=rows`) has exactly one `delete` entry in the
+/// trail `config` reads, no event still there has one, and `audit verify` passes.
+async fn assert_trail_equals_data(db: &TestDb, config: &Path, rows: i64) {
+    let keys: Vec<String> = audit_keys(config)
+        .into_iter()
+        .filter(|(_, action, _)| action == "delete")
+        .map(|(_, _, k)| k)
+        .collect();
+    let audited: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(audited.len(), keys.len(), "an entry for a record twice");
+    let present: BTreeSet<String> = db
+        .rows("events", &["id"])
+        .await
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let deleted: BTreeSet<String> = (1..=rows)
+        .map(|i| i.to_string())
+        .filter(|k| !present.contains(k))
+        .collect();
+    assert!(!deleted.is_empty(), "nothing was purged");
+    let unaudited: Vec<&String> = deleted.difference(&audited).take(5).collect();
+    let phantom: Vec<&String> = audited.difference(&deleted).take(5).collect();
+    assert!(
+        unaudited.is_empty() && phantom.is_empty(),
+        "deleted without an entry: {unaudited:?}; entries for records still there: {phantom:?}"
+    );
+    run(config, &["audit", "verify"]).assert_code(0);
+}
+
+#[tokio::test]
+async fn ten_kills_of_the_active_instance_hand_over_and_no_record_is_acted_on_twice() {
+    const ROWS: i64 = 20_000;
+    let Some((db, state, mut hosts)) = two_hosts(ROWS).await else {
+        return;
+    };
     hosts[0].start();
     hosts[1].start();
     let mut takeovers = Vec::new();
@@ -213,32 +250,7 @@ async fn ten_kills_of_the_active_instance_hand_over_and_no_record_is_acted_on_tw
     // The trail and the data agree key by key: every deleted record has exactly one entry,
     // and no record still present has one.
     let config = hosts[0].config.clone();
-    let keys: Vec<String> = audit_keys(&config)
-        .into_iter()
-        .filter(|(_, action, _)| action == "delete")
-        .map(|(_, _, k)| k)
-        .collect();
-    let unique: BTreeSet<&String> = keys.iter().collect();
-    assert_eq!(unique.len(), keys.len(), "an entry for a record twice");
-    let present: BTreeSet<String> = db
-        .rows("events", &["id"])
-        .await
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    let deleted: BTreeSet<String> = (1..=ROWS)
-        .map(|i| i.to_string())
-        .filter(|k| !present.contains(k))
-        .collect();
-    let audited: BTreeSet<String> = keys.iter().cloned().collect();
-    assert!(!deleted.is_empty(), "nothing was purged");
-    let unaudited: Vec<&String> = deleted.difference(&audited).take(5).collect();
-    let phantom: Vec<&String> = audited.difference(&deleted).take(5).collect();
-    assert!(
-        unaudited.is_empty() && phantom.is_empty(),
-        "deleted without an entry: {unaudited:?}; entries for records still there: {phantom:?}"
-    );
-    run(&config, &["audit", "verify"]).assert_code(0);
+    assert_trail_equals_data(&db, &config, ROWS).await;
     assert_bound(&takeovers);
 }
 
@@ -310,23 +322,10 @@ fn audit_keys_count(config: &Path) -> usize {
 /// on — still one entry per deleted record.
 #[tokio::test]
 async fn an_instance_that_loses_its_lease_mid_pass_stops_and_the_standby_takes_over() {
-    let Some(db) = TestDb::with_postgres_state(Kind::Postgres).await else {
+    const ROWS: i64 = 5_000;
+    let Some((db, state, mut hosts)) = two_hosts(ROWS).await else {
         return;
     };
-    const ROWS: i64 = 5_000;
-    db.exec("CREATE TABLE events (id INTEGER PRIMARY KEY, happened_at DATE)")
-        .await;
-    db.exec(&format!(
-        "INSERT INTO events SELECT g, DATE '2001-01-01' FROM generate_series(1, {ROWS}) g"
-    ))
-    .await;
-    let state = sqlx::PgPool::connect(db.state_url.as_deref().expect("state_url"))
-        .await
-        .expect("state database");
-    let mut hosts = [
-        Instance::new(host_config(&db, "a")),
-        Instance::new(host_config(&db, "b")),
-    ];
     hosts[0].start();
     wait_until(Duration::from_secs(30), &hosts, "a acts", |h| h[0].acts()).await;
     hosts[1].start();
@@ -371,23 +370,5 @@ async fn an_instance_that_loses_its_lease_mid_pass_stops_and_the_standby_takes_o
     }
     state.close().await;
     let config = hosts[1].config.clone();
-    let keys: Vec<String> = audit_keys(&config)
-        .into_iter()
-        .filter(|(_, action, _)| action == "delete")
-        .map(|(_, _, k)| k)
-        .collect();
-    let audited: BTreeSet<String> = keys.iter().cloned().collect();
-    assert_eq!(audited.len(), keys.len(), "an entry for a record twice");
-    let present: BTreeSet<String> = db
-        .rows("events", &["id"])
-        .await
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    let deleted: BTreeSet<String> = (1..=ROWS)
-        .map(|i| i.to_string())
-        .filter(|k| !present.contains(k))
-        .collect();
-    assert_eq!(deleted, audited, "the trail equals the data key by key");
-    run(&config, &["audit", "verify"]).assert_code(0);
+    assert_trail_equals_data(&db, &config, ROWS).await;
 }
