@@ -210,7 +210,20 @@ impl Daemon<'_> {
     async fn standby(&mut self) -> Result<Lease, Ended> {
         let mut said = String::new();
         loop {
-            let why = match self.state.try_lease().await {
+            // Trying may take seconds when the state's host does not answer: signals are
+            // answered meanwhile.
+            let attempt = tokio::select! {
+                r = self.state.try_lease() => Ok(r),
+                sig = self.signals.recv() => Err(sig),
+            };
+            let attempt = match attempt {
+                Ok(r) => r,
+                Err(sig) => {
+                    self.standby_signal(sig).await?;
+                    continue;
+                }
+            };
+            let why = match attempt {
                 Ok(Some(lease)) => {
                     if said.is_empty() {
                         tracing::info!(state = %self.state.location(), "holding the lease: this instance acts");
@@ -234,19 +247,27 @@ impl Daemon<'_> {
                 said = why;
             }
             tokio::select! {
-                sig = self.signals.recv() => match sig {
-                    Some(SignalTo::Reload) => self.reload().await,
-                    Some(SignalTo::Shutdown(stop)) => {
-                        notify::stopping();
-                        tracing::info!("stopping (standby)");
-                        return Err(Ended::Stopped(stop));
-                    }
-                    None => {
-                        notify::stopping();
-                        return Err(Ended::Stopped(Stop::Terminate));
-                    }
-                },
+                sig = self.signals.recv() => self.standby_signal(sig).await?,
                 () = tokio::time::sleep(LEASE_POLL) => {}
+            }
+        }
+    }
+
+    /// A signal to a standby: reload, or stop (`Err`).
+    async fn standby_signal(&mut self, sig: Option<SignalTo>) -> Result<(), Ended> {
+        match sig {
+            Some(SignalTo::Reload) => {
+                self.reload().await;
+                Ok(())
+            }
+            Some(SignalTo::Shutdown(stop)) => {
+                notify::stopping();
+                tracing::info!("stopping (standby)");
+                Err(Ended::Stopped(stop))
+            }
+            None => {
+                notify::stopping();
+                Err(Ended::Stopped(Stop::Terminate))
             }
         }
     }

@@ -337,6 +337,8 @@ async fn the_metrics_endpoint_answers_with_the_counters() {
         "retentiond_last_pass_duration_seconds",
         // 5 deletions and the rule's rule-start.
         "retentiond_audit_entries 6",
+        // The only instance holds the lease.
+        "retentiond_active 1",
     ] {
         assert!(body.contains(name), "{name} missing: {body}");
     }
