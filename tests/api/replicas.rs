@@ -485,8 +485,14 @@ fn waited_ms(config: &Path) -> u64 {
         .unwrap_or_else(|| r.fail("no replica_wait_ms in the report"))
 }
 
+/// Held by the tests that start a walsender on the shared PostgreSQL primary (a standby,
+/// `pg_receivewal`): a pass remembers every standby it saw and waits for one that left,
+/// so one test's walsender coming and going would hold another test's purge back.
+static SHARED_PRIMARY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_paused_postgres_standby_halts_the_purge_until_it_replays_again() {
+    let _primary = SHARED_PRIMARY.lock().await;
     let Some(db) = events(Kind::Postgres, 300).await else {
         return;
     };
@@ -926,6 +932,7 @@ async fn a_wait_for_replicas_ends_at_sigterm_with_nothing_deleted() {
 /// it (the reading is what the wait before each batch judges).
 #[tokio::test]
 async fn a_wal_archiver_reads_as_cannot_tell_unless_named_in_ignore_walsenders() {
+    let _primary = SHARED_PRIMARY.lock().await;
     let primary = "postgres://postgres@127.0.0.1:5432/postgres";
     let Ok(db) = Db::connect(&spec(primary)).await else {
         if std::env::var_os("CI").is_some() {
